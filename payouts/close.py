@@ -1,0 +1,527 @@
+"""The epoch run (ruleset §9): gate, gather, compute, write in one transaction, manifest.
+
+    close_ready_epochs   closes, in order, every epoch the ping watermark has passed
+    close_epoch          one epoch: gather_epoch_inputs → compute_epoch → write_epoch
+    compute_epoch        pure: the rules of scoring/ and payouts/ over the gathered inputs
+
+`compute_epoch` is the one place where the rules meet for an epoch: the batch replay and the
+live stream both hand it an `EpochInputs` and write what it returns, so the two paths cannot
+disagree. It reads no clock and no store. Per-node arithmetic is vectorised (numpy) where
+scale demands, through the vectorised forms of the rules that are held to the scalar
+reference functions by differential tests; money stays in Python integers.
+
+Inputs of a close (§9): the archived events whose `arrival_seq` is at most the epoch's
+`input_arrival_seq` (everything that had arrived when it closed). The recorded figures of
+earlier epochs (up slots, uptime ratio, streak, availability state) are what later epochs
+build on; a late ping never changes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+
+from payouts.allocation import allocate_pool
+from payouts.emission import compute_emission, compute_pools
+from payouts.manifest import compute_manifest_sha256
+from scoring import eligibility as elig
+from scoring.hardware import (
+    MODELS_BY_KEY,
+    POOL_COMMUNITY,
+    POOL_ENTERPRISE,
+    VERDICT_NONE,
+    VERDICT_STALE,
+    VERDICT_VERIFIED,
+    compute_hw_verdicts_np,
+    get_model,
+)
+from scoring.invariants import invariant
+from scoring.reputation import (
+    compute_availability_step,
+    compute_jobs_score,
+    compute_penalty,
+    compute_reputation_np,
+    compute_tenure_np,
+)
+from epochal.store import fetch_polars
+from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.timing import get_epoch_end_us, get_epoch_start_us
+from scoring.uptime import compute_streak_states_np
+
+ACCOUNT_EMISSION = "treasury:emission"
+ACCOUNT_POOL = "pool:{pool}"
+ACCOUNT_REWARDS = "node:{node_id}:rewards"
+ACCOUNT_UNALLOCATED = "treasury:unallocated"
+
+
+@dataclass
+class EpochInputs:
+    """Everything a close reads, per node, as one frame (one row per scored node)."""
+
+    reward_epoch: int
+    first_reward_epoch: int
+    input_arrival_seq: int
+    input_event_count: int
+    input_events_digest: str
+    watermark_us: int
+    late_events: int
+    # columns: node_id, slot_bitmap (u64), active (bool), registered_at_us, wallet, gpu_model,
+    # claimed_gpu_count, bench_event_id, bench_at_us, fp32_tflops, mem_bandwidth_gbps, vram_gb,
+    # found_gpu_count, jobs_succeeded, jobs_failed_node, prev_streak, prev_up, prev_num, prev_den,
+    # has_prev, slash_count, banned
+    nodes: pl.DataFrame
+    # for nodes registered before this epoch with no availability state yet: node_id → {epoch: u}
+    uptime_history: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+@dataclass
+class EpochResult:
+    reward_epoch: int
+    scores: pl.DataFrame
+    rewards: list[tuple[int, str, str, int, str]]  # (reward_epoch, node_id, pool, amount, wallet)
+    epoch_row: dict
+    ledger: list[tuple[str, str, str, int, int, str]]
+
+
+# ----------------------------------------------------------------------------------------
+# pure computation
+# ----------------------------------------------------------------------------------------
+
+def compute_availability_from_history(
+    registered_epoch: int, reward_epoch: int, history: dict[int, float], cfg: RulesetConfig = RULESET_V1
+) -> tuple[float, float]:
+    """(num, den) after epochs registered_epoch .. reward_epoch − 1, u = 0 where none recorded."""
+    num, den = 0.0, 0.0
+    for k in range(registered_epoch, reward_epoch):
+        num, den = compute_availability_step(num, den, history.get(k, 0.0), cfg)
+    return num, den
+
+
+def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> EpochResult:
+    e = inputs.reward_epoch
+    start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
+    df = inputs.nodes.sort("node_id")
+    n = df.height
+    node_ids = df["node_id"].to_list()
+
+    # §2 up slots and streak
+    bitmaps = df["slot_bitmap"].to_numpy().astype(np.uint64)
+    up_slots = np.bitwise_count(bitmaps).astype(np.int64)
+    uptime_ratio = up_slots / float(cfg.slots_per_epoch)
+    prev_streak = df["prev_streak"].fill_null(0).to_numpy().astype(np.int64)
+    prev_up = df["prev_up"].fill_null(False).to_numpy().astype(bool)
+    streak, last_up = compute_streak_states_np(prev_streak, prev_up, bitmaps, cfg)
+
+    # registration (§10: the first one stands); "registered by end(e)" is registered_at < end(e)
+    reg_at = df["registered_at_us"].to_numpy()
+    registered = ~df["registered_at_us"].is_null().to_numpy()
+    reg_at_i = np.where(registered, df["registered_at_us"].fill_null(0).to_numpy(), 0).astype(np.int64)
+    claimed = df["gpu_model"].to_list()
+    models = [get_model(c) for c in claimed]
+    model_keys = [m.model_key if m is not None else None for m in models]
+    claimed_count = df["claimed_gpu_count"].fill_null(0).to_numpy().astype(np.int64)
+
+    # §3 hardware: verdict of the latest benchmark against the claim, fresh or stale
+    has_bench = ~df["bench_event_id"].is_null().to_numpy()
+    verdicts, ratios = compute_hw_verdicts_np(
+        model_keys,
+        claimed_count,
+        df["fp32_tflops"].fill_null(0.0).to_numpy(),
+        df["mem_bandwidth_gbps"].fill_null(0.0).to_numpy(),
+        df["vram_gb"].fill_null(0.0).to_numpy(),
+        df["found_gpu_count"].fill_null(0).to_numpy(),
+        cfg,
+    )
+    bench_at = df["bench_at_us"].fill_null(0).to_numpy().astype(np.int64)
+    fresh = has_bench & ((end_us - bench_at) <= cfg.hw_freshness_s * 1_000_000)
+    hw_col = np.where(~has_bench, VERDICT_NONE, np.where(fresh, verdicts, VERDICT_STALE)).astype(object)
+    hw_verified = hw_col == VERDICT_VERIFIED
+    H = np.where(hw_verified, np.nan_to_num(ratios, nan=0.0), 0.0)
+
+    # §4 availability: running form from the previous epoch's state, or from the history
+    has_state = df["prev_den"].is_not_null().to_numpy() & registered
+    num = df["prev_num"].fill_null(0.0).to_numpy().astype(np.float64)
+    den = df["prev_den"].fill_null(0.0).to_numpy().astype(np.float64)
+    reg_epoch = np.where(registered, (reg_at_i - cfg.genesis_us) // cfg.reward_epoch_us, e)
+    for i in np.flatnonzero(registered & ~has_state):
+        num[i], den[i] = compute_availability_from_history(
+            int(reg_epoch[i]), e, inputs.uptime_history.get(node_ids[i], {}), cfg
+        )
+    d = cfg.availability_decay
+    num = d * num + uptime_ratio
+    den = d * den + 1.0
+    A = num / den
+
+    s = df["jobs_succeeded"].fill_null(0).to_numpy().astype(np.int64)
+    f = df["jobs_failed_node"].fill_null(0).to_numpy().astype(np.int64)
+    J = (s + 1) / (s + f + 2)
+    invariant(all(J[i] == compute_jobs_score(int(s[i]), int(f[i])) for i in range(min(n, 3))),
+              "vectorised J equals the scalar rule")
+    T = compute_tenure_np(end_us, reg_at_i, cfg)
+    slash_count = df["slash_count"].fill_null(0).to_numpy().astype(np.int64)
+    P = np.array([compute_penalty(int(c), cfg) for c in slash_count], dtype=np.float64) if n else np.zeros(0)
+    R = compute_reputation_np(A, J, H, T, P, cfg)
+
+    # §5 eligibility, first failing reason
+    banned = df["banned"].fill_null(False).to_numpy().astype(bool)
+    registered_before_start = registered & (reg_at_i < start_us)
+    reason = np.select(
+        [~registered_before_start, banned, ~hw_verified, streak < cfg.min_streak_slots,
+         up_slots < cfg.min_up_slots],
+        [elig.NOT_REGISTERED, elig.BANNED, elig.HARDWARE_UNVERIFIED, elig.STREAK_SHORT, elig.NO_UPTIME],
+        default="",
+    ).astype(object)
+    eligible = reason == ""
+
+    # §6 / §7 weights, pools, allocation (Python integers)
+    mult = np.array([m.multiplier_milli if m is not None else 0 for m in models], dtype=np.int64)
+    pools = [m.gpu_class if m is not None else None for m in models]
+    weight = np.where(eligible, up_slots * mult * claimed_count * R, 0).astype(np.int64)
+    emission = compute_emission(e, cfg)
+    enterprise_pool, community_pool = compute_pools(emission, cfg)
+    wallets = df["wallet"].to_list()
+    allocations = {}
+    for pool_name, pool_amount in ((POOL_ENTERPRISE, enterprise_pool), (POOL_COMMUNITY, community_pool)):
+        idx = [i for i in np.flatnonzero(eligible) if pools[i] == pool_name]
+        allocations[pool_name] = allocate_pool(pool_amount, {node_ids[i]: int(weight[i]) for i in idx})
+    amounts = np.zeros(n, dtype=np.int64)
+    index_of = {nid: i for i, nid in enumerate(node_ids)}
+    rewards: list[tuple[int, str, str, int, str]] = []
+    for pool_name, alloc in allocations.items():
+        for nid, amount in alloc.shares.items():
+            invariant(amount >= 0, "every share is >= 0")
+            amounts[index_of[nid]] = amount
+            if amount > 0:
+                rewards.append((e, nid, pool_name, amount, wallets[index_of[nid]]))
+    rewards.sort(key=lambda r: r[1].encode())
+    allocated = sum(r[3] for r in rewards)
+    unallocated = sum(a.unallocated_base_units for a in allocations.values())
+    invariant(allocated + unallocated == emission, f"Σ shares + unallocated == emission in epoch {e}")
+
+    manifest = compute_manifest_sha256(rewards)
+    scores = pl.DataFrame(
+        {
+            "reward_epoch": pl.Series([e] * n, dtype=pl.Int64),
+            "node_id": pl.Series(node_ids, dtype=pl.String),
+            "up_slots": pl.Series(up_slots, dtype=pl.Int32),
+            "uptime_ratio": pl.Series(uptime_ratio, dtype=pl.Float64),
+            "streak_slots": pl.Series(streak, dtype=pl.Int64),
+            "hw_verdict": pl.Series(list(hw_col), dtype=pl.String),
+            "reputation": pl.Series(np.where(registered, R, 0), dtype=pl.Int32),
+            "rep_availability": pl.Series(A, dtype=pl.Float64),
+            "rep_jobs": pl.Series(J, dtype=pl.Float64),
+            "rep_hardware": pl.Series(H, dtype=pl.Float64),
+            "rep_tenure": pl.Series(T, dtype=pl.Float64),
+            "rep_penalty": pl.Series(P, dtype=pl.Float64),
+            "eligible": pl.Series(eligible, dtype=pl.Boolean),
+            "ineligible_reason": pl.Series([r or None for r in reason], dtype=pl.String),
+            "weight": pl.Series(weight, dtype=pl.Int64),
+            "ruleset_version": pl.Series([cfg.ruleset_version] * n, dtype=pl.String),
+            "slot_bitmap": pl.Series(bitmaps, dtype=pl.UInt64),
+            "streak_prev_up": pl.Series(last_up, dtype=pl.Boolean),
+            "avail_num": pl.Series(num, dtype=pl.Float64),
+            "avail_den": pl.Series(den, dtype=pl.Float64),
+            "registered_at_us": pl.Series(np.where(registered, reg_at_i, 0), dtype=pl.Int64),
+            "gpu_model_claimed": pl.Series(claimed, dtype=pl.String),
+            "gpu_model_key": pl.Series(model_keys, dtype=pl.String),
+            "gpu_count": pl.Series(claimed_count, dtype=pl.Int32),
+            "pool": pl.Series(pools, dtype=pl.String),
+            "multiplier_milli": pl.Series(mult, dtype=pl.Int32),
+            "wallet": pl.Series(wallets, dtype=pl.String),
+            "hw_ratio": pl.Series(np.where(hw_verified, H, np.nan), dtype=pl.Float64),
+            "benchmark_event_id": df["bench_event_id"],
+            "jobs_succeeded": pl.Series(s, dtype=pl.Int64),
+            "jobs_failed_node": pl.Series(f, dtype=pl.Int64),
+            "slash_count": pl.Series(slash_count, dtype=pl.Int32),
+            "banned": pl.Series(banned, dtype=pl.Boolean),
+        }
+    )
+    # A node not registered by end(e) has reputation, its components and state null (§10).
+    null_if_unregistered = ["reputation", "rep_availability", "rep_jobs", "rep_hardware", "rep_tenure",
+                            "rep_penalty", "avail_num", "avail_den", "registered_at_us", "hw_ratio"]
+    reg_series = pl.Series(registered)
+    scores = scores.with_columns(
+        [pl.when(reg_series).then(pl.col(c)).otherwise(None).alias(c) for c in null_if_unregistered]
+    ).with_columns(pl.col("hw_ratio").fill_nan(None))
+
+    epoch_row = {
+        "reward_epoch": e,
+        "emission_base_units": emission,
+        "enterprise_pool": enterprise_pool,
+        "community_pool": community_pool,
+        "allocated_base_units": allocated,
+        "unallocated_base_units": unallocated,
+        "eligible_nodes": int(eligible.sum()),
+        "manifest_sha256": manifest,
+        "ruleset_version": cfg.ruleset_version,
+        "enterprise_unallocated": allocations[POOL_ENTERPRISE].unallocated_base_units,
+        "community_unallocated": allocations[POOL_COMMUNITY].unallocated_base_units,
+        "scored_nodes": n,
+        "params_sha256": cfg.params_sha256,
+        "input_arrival_seq": inputs.input_arrival_seq,
+        "input_event_count": inputs.input_event_count,
+        "input_events_sha256": inputs.input_events_digest,
+        "watermark_us": inputs.watermark_us,
+        "late_events": inputs.late_events,
+    }
+    ledger = compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations)
+    return EpochResult(e, scores, rewards, epoch_row, ledger)
+
+
+def compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations):
+    """Double entry: emission funds the two pools, each pool pays its rewards and the rest
+    goes to the unallocated account, so every pool account nets to zero per epoch."""
+    entries = []
+
+    def entry(kind: str, subject: str, debit: str, credit: str, amount: int) -> None:
+        entry_id = hashlib.sha256(f"{e}|{kind}|{subject}".encode()).hexdigest()
+        entries.append((entry_id, debit, credit, int(amount), e, f"reward_epoch:{e}:{kind}:{subject}"))
+
+    for pool_name, amount in ((POOL_ENTERPRISE, enterprise_pool), (POOL_COMMUNITY, community_pool)):
+        entry("fund", pool_name, ACCOUNT_EMISSION, ACCOUNT_POOL.format(pool=pool_name), amount)
+    for _, node_id, pool_name, amount, _ in rewards:
+        entry("reward", node_id, ACCOUNT_POOL.format(pool=pool_name), ACCOUNT_REWARDS.format(node_id=node_id), amount)
+    for pool_name, alloc in allocations.items():
+        if alloc.unallocated_base_units:
+            entry("unallocated", pool_name, ACCOUNT_POOL.format(pool=pool_name), ACCOUNT_UNALLOCATED,
+                  alloc.unallocated_base_units)
+    return entries
+
+
+# ----------------------------------------------------------------------------------------
+# the store side: gather inputs, write results
+# ----------------------------------------------------------------------------------------
+
+def get_watermark_us(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
+    """Highest accepted ping time minus the allowed lateness (§10 Watermark)."""
+    row = con.execute("SELECT max(occurred_at_us) FROM archive_pings").fetchone()
+    return None if row[0] is None else row[0] - cfg.allowed_lateness_s * 1_000_000
+
+
+def get_first_reward_epoch(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
+    if cfg.first_reward_epoch is not None:
+        return cfg.first_reward_epoch
+    from epochal.store import get_meta
+
+    stored = get_meta(con, "first_reward_epoch")
+    if stored is not None:
+        return int(stored)
+    row = con.execute(
+        "SELECT least((SELECT min(occurred_at_us) FROM archive_pings),"
+        " (SELECT min(occurred_at_us) FROM archive_events WHERE event_type <> 'ping.batch'))"
+    ).fetchone()
+    if row[0] is None:
+        return None
+    return (row[0] - cfg.genesis_us) // cfg.reward_epoch_us
+
+
+def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
+                        cfg: RulesetConfig = RULESET_V1) -> EpochInputs:
+    start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
+    params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE close_nodes AS
+        WITH pings AS (
+            SELECT node_id,
+                   bit_or(CASE WHEN reachable THEN (1::UBIGINT << slot::INTEGER) ELSE 0::UBIGINT END) AS slot_bitmap
+            FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), active_events AS (
+            SELECT DISTINCT node_id FROM archive_events
+            WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
+        ), reg AS (
+            SELECT node_id, arg_min(payload, (occurred_at_us, event_id)) AS payload,
+                   min(occurred_at_us) AS registered_at_us
+            FROM archive_events
+            WHERE event_type = 'node.registered' AND occurred_at_us < $end AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), bench AS (
+            SELECT node_id, arg_max(event_id, (occurred_at_us, event_id)) AS bench_event_id,
+                   arg_max(payload, (occurred_at_us, event_id)) AS payload,
+                   max(occurred_at_us) AS bench_at_us
+            FROM archive_events
+            WHERE event_type = 'benchmark' AND occurred_at_us < $end AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), first_jobs AS (
+            SELECT arg_min(node_id, (occurred_at_us, event_id)) AS node_id,
+                   arg_min(payload ->> '$.status', (occurred_at_us, event_id)) AS status
+            FROM archive_events
+            WHERE event_type = 'job.completed' AND occurred_at_us < $end AND arrival_seq <= $cutoff
+            GROUP BY payload ->> '$.job_id'
+        ), jobs AS (
+            SELECT node_id, count(*) FILTER (status = 'succeeded') AS jobs_succeeded,
+                   count(*) FILTER (status = 'failed_node') AS jobs_failed_node
+            FROM first_jobs GROUP BY node_id
+        ), prev AS (
+            SELECT node_id, streak_slots AS prev_streak, streak_prev_up AS prev_up,
+                   avail_num AS prev_num, avail_den AS prev_den
+            FROM node_epoch_scores WHERE reward_epoch = $e - 1
+        ), ids AS (
+            SELECT node_id FROM pings UNION SELECT node_id FROM active_events
+            UNION SELECT node_id FROM reg
+        )
+        SELECT ids.node_id,
+               coalesce(pings.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
+               reg.registered_at_us,
+               reg.payload ->> '$.wallet' AS wallet,
+               reg.payload ->> '$.gpu_model' AS gpu_model,
+               (reg.payload ->> '$.gpu_count')::BIGINT AS claimed_gpu_count,
+               bench.bench_event_id, bench.bench_at_us,
+               (bench.payload ->> '$.fp32_tflops')::DOUBLE AS fp32_tflops,
+               (bench.payload ->> '$.mem_bandwidth_gbps')::DOUBLE AS mem_bandwidth_gbps,
+               (bench.payload ->> '$.vram_gb')::DOUBLE AS vram_gb,
+               (bench.payload ->> '$.gpu_count')::BIGINT AS found_gpu_count,
+               jobs.jobs_succeeded, jobs.jobs_failed_node,
+               prev.prev_streak, prev.prev_up, prev.prev_num, prev.prev_den,
+               0 AS slash_count, false AS banned
+        FROM ids
+        LEFT JOIN pings USING (node_id) LEFT JOIN reg USING (node_id) LEFT JOIN bench USING (node_id)
+        LEFT JOIN jobs USING (node_id) LEFT JOIN prev USING (node_id)
+    """, params)
+    nodes = fetch_polars(con, "SELECT * FROM close_nodes ORDER BY node_id")
+
+    # Availability history for registered nodes with no carried state (first close after
+    # their registration): their recorded per-epoch uptime ratios.
+    history: dict[str, dict[int, float]] = {}
+    rows = con.execute("""
+        SELECT s.node_id, s.reward_epoch, s.uptime_ratio
+        FROM node_epoch_scores s JOIN close_nodes c USING (node_id)
+        WHERE c.registered_at_us IS NOT NULL AND c.prev_den IS NULL
+          AND s.reward_epoch < $e
+          AND s.reward_epoch >= (c.registered_at_us - $g) // $ep
+    """, {"e": e, "g": cfg.genesis_us, "ep": cfg.reward_epoch_us}).fetchall()
+    for node_id, k, u in rows:
+        history.setdefault(node_id, {})[k] = u
+
+    count, digest = con.execute("""
+        SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM (
+            SELECT event_id FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
+            UNION ALL
+            SELECT event_id FROM archive_events
+            WHERE occurred_at_us < $end AND arrival_seq <= $cutoff AND event_type <> 'ping.batch')
+    """, {"e": e, "cutoff": cutoff_seq, "end": end_us}).fetchone()
+    late = con.execute("""
+        SELECT (SELECT count(*) FROM archive_pings WHERE late AND arrival_seq <= $cutoff)
+             + (SELECT count(*) FROM archive_events WHERE late AND arrival_seq <= $cutoff)
+    """, {"cutoff": cutoff_seq}).fetchone()[0]
+    wm = con.execute("SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq <= $cutoff",
+                     {"cutoff": cutoff_seq}).fetchone()[0]
+    wm = None if wm is None else wm - cfg.allowed_lateness_s * 1_000_000
+    return EpochInputs(
+        reward_epoch=e,
+        first_reward_epoch=first_epoch,
+        input_arrival_seq=cutoff_seq,
+        input_event_count=int(count),
+        input_events_digest=f"{int(digest):032x}",
+        watermark_us=wm if wm is not None else 0,
+        late_events=int(late),
+        nodes=nodes,
+        uptime_history=history,
+    )
+
+
+def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
+    """One transaction: scores, rewards, the epoch row, the ledger. Invariants checked on the
+    rows before the write and again on what the store reads back inside the transaction."""
+    e = result.reward_epoch
+    row = result.epoch_row
+    invariant(row["allocated_base_units"] + row["unallocated_base_units"] == row["emission_base_units"],
+              "Σ shares + unallocated == emission before the write")
+    invariant(all(r[3] > 0 for r in result.rewards), "reward rows are positive")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if con.execute("SELECT 1 FROM reward_epochs WHERE reward_epoch = ?", [e]).fetchone():
+            con.execute("ROLLBACK")
+            return  # closed already: a second close is a no-op
+        scores = result.scores  # noqa: F841  (read by DuckDB by name)
+        con.execute("INSERT INTO node_epoch_scores BY NAME SELECT * FROM scores")
+        if result.rewards:
+            rewards = pl.DataFrame(  # noqa: F841
+                [r + (row["ruleset_version"],) for r in result.rewards], orient="row",
+                schema=[("reward_epoch", pl.Int64), ("node_id", pl.String), ("pool", pl.String),
+                        ("amount_base_units", pl.Int64), ("wallet", pl.String), ("ruleset_version", pl.String)])
+            con.execute("INSERT INTO epoch_rewards BY NAME SELECT * FROM rewards")
+        if result.ledger:
+            ledger = pl.DataFrame(  # noqa: F841
+                result.ledger, orient="row",
+                schema=[("entry_id", pl.String), ("debit_account", pl.String), ("credit_account", pl.String),
+                        ("amount_base_units", pl.Int64), ("reward_epoch", pl.Int64), ("ref", pl.String)])
+            con.execute("INSERT INTO ledger_entries BY NAME SELECT * FROM ledger")
+        cols = list(row) + ["closed_at", "engine_version"]
+        from epochal import ENGINE_VERSION
+
+        values = list(row.values()) + [closed_at, ENGINE_VERSION]
+        con.execute(
+            f"INSERT INTO reward_epochs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values
+        )
+        back = con.execute(
+            "SELECT coalesce(sum(amount_base_units), 0), count(*) FROM epoch_rewards WHERE reward_epoch = ?", [e]
+        ).fetchone()
+        invariant(int(back[0]) == row["allocated_base_units"], "rewards read back sum to the allocation")
+        debit, credit = con.execute(
+            "SELECT sum(amount_base_units) FILTER (debit_account = ?),"
+            " sum(amount_base_units) FILTER (credit_account LIKE 'node:%' OR credit_account = ?)"
+            " FROM ledger_entries WHERE reward_epoch = ?",
+            [ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, e],
+        ).fetchone()
+        invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
+                  "the ledger moves exactly the emission from treasury to nodes and unallocated")
+        from epochal.store import set_meta
+
+        set_meta(con, "first_reward_epoch", str(inputs_first_epoch(con, e)))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def inputs_first_epoch(con, e: int) -> int:
+    row = con.execute("SELECT min(reward_epoch) FROM reward_epochs").fetchone()
+    return int(row[0]) if row[0] is not None else e
+
+
+def close_epoch(con, e: int, first_epoch: int, cfg: RulesetConfig = RULESET_V1,
+                cutoff_seq: int | None = None, closed_at: datetime | None = None) -> EpochResult:
+    if cutoff_seq is None:
+        from epochal.store import next_arrival_seq
+
+        cutoff_seq = next_arrival_seq(con) - 1
+    inputs = gather_epoch_inputs(con, e, cutoff_seq, first_epoch, cfg)
+    result = compute_epoch(inputs, cfg)
+    # closed_at is the one wall-clock column (§9); the clock is read here, at the edge.
+    write_epoch(con, result, closed_at or datetime.now(timezone.utc))
+    return result
+
+
+def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1) -> list[int]:
+    from epochal.store import last_closed_epoch
+
+    first = get_first_reward_epoch(con, cfg)
+    wm = get_watermark_us(con, cfg)
+    if first is None or wm is None:
+        return []
+    last = last_closed_epoch(con)
+    e = first if last is None else last + 1
+    ready = []
+    while get_epoch_end_us(e, cfg) <= wm:
+        ready.append(e)
+        e += 1
+    return ready
+
+
+def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None) -> list[EpochResult]:
+    ready = get_ready_epochs(con, cfg)
+    if not ready:
+        return []
+    first = get_first_reward_epoch(con, cfg)
+    results = []
+    for e in ready:
+        result = close_epoch(con, e, first, cfg)
+        results.append(result)
+        if on_closed:
+            on_closed(result)
+    return results
