@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
+
+try:  # typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -233,18 +237,19 @@ def _cfg():
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="epochal")
-    except click.exceptions.UsageError as exc:
+    except click_exceptions.UsageError as exc:
         msg = exc.format_message().strip().rstrip(".")
-        where = f" (epochal {exc.ctx.command_path.partition(' ')[2]} --help)" if exc.ctx else ""
+        sub = exc.ctx.command_path.partition(" ")[2] if exc.ctx else ""
+        where = f" (see epochal {sub} --help)".replace("  ", " ") if exc.ctx else ""
         err.print(f"epochal: {msg}{where}.", soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click_exceptions.Abort:
         err.print("epochal: aborted.")
         sys.exit(130)
     except (UserError, StoreError) as exc:
         err.print(f"epochal: {exc}.", soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except click_exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 

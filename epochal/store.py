@@ -243,9 +243,11 @@ def fetch_polars(con, sql: str, params=None):
     """A query's result as a polars DataFrame (through Arrow; works across DuckDB versions)."""
     import polars as pl
 
-    if isinstance(params, (list, tuple)):
-        params = {f"p{i}": v for i, v in enumerate(params)}
-        for i in range(len(params)):
-            sql = sql.replace("?", f"$p{i}", 1)
-    rel = con.sql(sql, params=params) if params else con.sql(sql)
-    return pl.from_arrow(rel.to_arrow_table())
+    import warnings
+
+    cur = con.execute(sql, params) if params is not None else con.execute(sql)
+    with warnings.catch_warnings():
+        # DuckDB warns that Arrow output of an execute() result copies the rows once; the
+        # relational API avoids it but cannot share a connection with pending execute() results.
+        warnings.simplefilter("ignore", UserWarning)
+        return pl.from_arrow(cur.to_arrow_table())

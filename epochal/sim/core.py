@@ -701,6 +701,8 @@ def simulate(
                 presence[nd, s : s + dmin] = False
                 extra = {"down_minutes": dmin, "down_from": iso_us(t0 + s * SLOT_US)}
             else:
+                if H >= 2 and jr["end"] + HOUR_US > t_end:  # leave room for an appeal
+                    continue
                 jr["status"] = "failed_node"
                 jr["fee"] = 0
                 s = (jr["end"] - t0) // SLOT_US
@@ -724,7 +726,10 @@ def simulate(
         if p["params"]["mode"] != "failed_node":
             continue
         jr = next(x for x in job_rows if x["job_id"] == p["params"]["job_id"])
-        at = jr["end"] + jr["delay"] + int(r_jf.integers(HOUR_US // 2, 2 * HOUR_US))
+        room = t_end - (jr["end"] + jr["delay"])
+        if room <= 2 * 60_000_000:
+            continue
+        at = jr["end"] + jr["delay"] + int(r_jf.integers(60_000_000, min(2 * HOUR_US, room - 60_000_000)))
         if at >= t_end:
             continue
         decision_id = hashlib.sha256(f"downtime_during_job|{jr['job_id']}".encode()).hexdigest()
