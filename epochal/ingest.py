@@ -252,7 +252,7 @@ class Ingestor:
             " NULL FROM chunk_t WHERE fast"
         )
         fast_seqs = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
-        slow = frame.filter(~pl.col("seq").is_in(pl.Series(fast_seqs, dtype=pl.Int64)))
+        slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
         for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
             self._stage_slow_line(seq, raw.rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
