@@ -20,11 +20,12 @@ import polars as pl
 
 from . import hardware as hw
 from .data import load_traces
-from .pings import PingCounts, PingNoise, PingSettings, add_noise, hour_lines, write_lines
+from .pings import PingCounts, PingNoise, PingSettings, add_noise, chunk_lines, write_lines
 from .timefmt import GENESIS_US, HOUR_US, SLOT_US, iso_us
 
 TAIL_SLOTS = 7  # pings of the first minutes after the last hour, so the watermark passes its end
 HOURS_PER_FILE = 4
+CHUNK_SLOTS = 30  # pings are built and written half an hour at a time (bounded memory)
 MAX_NODES = 1_000_000
 MAX_HOURS = 24 * 366
 
@@ -112,7 +113,8 @@ def _fingerprint(rng: np.random.Generator) -> str:
 
 
 def _dumps(obj: dict) -> bytes:
-    return orjson.dumps(obj)
+    # orjson hands back an over-allocated buffer (kilobytes for a short line): copy it to size
+    return bytes(memoryview(orjson.dumps(obj)))
 
 
 def _sizes(rng: np.random.Generator, budget: int, lo: int, hi: int) -> list[int]:
@@ -843,11 +845,11 @@ def simulate(
     pc = PingCounts()
     noise = PingNoise()
     node_series = pl.Series([n.node_id for n in nodes_l], dtype=pl.Utf8)
-    n_hours_out = H + 1  # the last "hour" holds only the tail slots
+    starts = list(range(0, L, CHUNK_SLOTS))  # the last chunk holds the tail minutes
     fh = None
     cur_file = ""
-    for h in range(n_hours_out):
-        fidx = min(h, H - 1) // HOURS_PER_FILE
+    for ci, s0 in enumerate(starts):
+        fidx = min(s0 // 60, H - 1) // HOURS_PER_FILE
         name = f"pings-{fidx:03d}.jsonl"
         if name != cur_file:
             if fh is not None:
@@ -857,10 +859,10 @@ def simulate(
             files.append(name)
             noise.by_file_malformed[name] = 0
             noise.by_file_duplicates[name] = 0
-        s0, s1 = h * 60, min((h + 1) * 60, L)
-        lines, single, _ = hour_lines(presence, s0, s1, h == H, node_series, t0, abs_slot0, settings, r_pg, pc)
-        n_dup = int(r_pg.integers(1, 4))
-        n_bad = int(r_pg.integers(1 if h == 0 else 0, 3))
+        s1 = min(s0 + CHUNK_SLOTS, L)
+        lines, single, _ = chunk_lines(presence, s0, s1, s1 == L, node_series, t0, abs_slot0, settings, r_pg, pc)
+        n_dup = int(r_pg.integers(0, 3))
+        n_bad = int(r_pg.integers(1 if ci == 0 else 0, 2))
         lines, d_, b_ = add_noise(lines, single, r_pg, n_dup, n_bad)
         noise.duplicates += d_
         noise.malformed += b_
@@ -869,7 +871,7 @@ def simulate(
         pc.lines += lines.len()
         write_lines(fh, lines)  # type: ignore[arg-type]
         if progress:
-            progress(0.05 + 0.95 * (h + 1) / n_hours_out)
+            progress(0.05 + 0.95 * (ci + 1) / len(starts))
     if fh is not None:
         fh.close()
     counts["ping"] = pc.singles

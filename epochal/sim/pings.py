@@ -66,7 +66,7 @@ def _ts_expr(t0_ms: int) -> pl.Expr:
     return pl.when(pl.col("ms")).then(ms).otherwise(iso)
 
 
-def hour_lines(
+def chunk_lines(
     presence: np.ndarray,
     s0: int,
     s1: int,
