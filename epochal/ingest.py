@@ -218,6 +218,7 @@ class Ingestor:
         self._slow_events: list[tuple] = []
         self._rejects: list[tuple] = []
         self.sources: list[str] = []
+        self.fast_lines = 0  # lines typed by the SQL fast path (the rest went to parse_line)
 
     # -- staging ---------------------------------------------------------------------------
     def stage_file(self, path: Path) -> None:
@@ -252,6 +253,7 @@ class Ingestor:
             " NULL FROM chunk_t WHERE fast"
         )
         fast_seqs = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
+        self.fast_lines += len(fast_seqs)
         slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
         for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
             self._stage_slow_line(seq, raw.rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")

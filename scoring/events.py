@@ -79,8 +79,10 @@ TOPIC_OF_EVENT_TYPE = {
 JOB_STATUSES = ("succeeded", "failed_node", "failed_user", "cancelled")
 
 # RFC 3339 date-time with a mandatory offset. Leap second 60 is not representable: rejected.
+# ASCII digits only ([0-9], never \d, which takes any Unicode digit); matched whole (fullmatch),
+# so a trailing newline is not a time.
 RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 # Epoch milliseconds must lie in years 1970..9999 to be a time at all.
 MAX_EPOCH_MS = 253402300799999
@@ -88,7 +90,7 @@ MAX_EPOCH_MS = 253402300799999
 
 def parse_rfc3339_us(text: str) -> int:
     """RFC 3339 → microseconds since the Unix epoch (digits past the microsecond truncated)."""
-    m = RFC3339_RE.match(text)
+    m = RFC3339_RE.fullmatch(text)
     if m is None:
         raise ValueError("occurred_at must be RFC 3339 with an offset, or epoch milliseconds")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
@@ -135,9 +137,13 @@ BaseUnits = Annotated[StrictInt, Field(ge=0, le=RULESET_V1.max_base_units)]
 GpuCount = Annotated[StrictInt, Field(ge=1, le=RULESET_V1.max_gpu_count)]
 # Strict floats still take JSON integers (JSON has one number type); never NaN or infinity.
 def _finite_float(v: float | int) -> float:
-    if not math.isfinite(v):
+    try:
+        f = float(v)  # an integer beyond binary64 overflows: not a measure either
+    except OverflowError as exc:
+        raise ValueError("must be a finite number") from exc
+    if not math.isfinite(f):
         raise ValueError("must be a finite number")
-    return float(v)
+    return f
 
 
 Measure = Annotated[Union[StrictFloat, StrictInt], Field(ge=0), AfterValidator(_finite_float)]
@@ -328,6 +334,8 @@ def parse_line(line: bytes, cfg: RulesetConfig = RULESET_V1) -> Accepted | Rejec
         obj = _loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         return Rejection(RejectReason.invalid_json, f"not JSON: {str(exc)[:120]}")
+    except RecursionError:
+        return Rejection(RejectReason.invalid_json, "not JSON this engine reads: nested too deeply")
     if not isinstance(obj, dict):
         return Rejection(RejectReason.schema, "an event must be a JSON object")
     event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None

@@ -10,7 +10,7 @@ Readings of the spec that were not pinned word for word (each chosen as the most
 - Exact duplicate = the same validated event, compared field by field, where `occurred_at`
   keeps its written form (an RFC 3339 string and the equal epoch-milliseconds integer are two
   different JSON values, so they conflict) and numbers compare by value (JSON does not tell
-  5 from 5.0). Invalid lines never take an id: a valid event after an invalid one with the same
+  5 from 5.0), and a missing optional field equals an explicit null. Invalid lines never take an id: a valid event after an invalid one with the same
   id is accepted, not a conflict.
 - Unknown fields in an event are a `schema` rejection (the models are strict).
 - `A` for a node registered before the first closed epoch runs from its registration epoch,
