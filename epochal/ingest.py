@@ -228,6 +228,12 @@ class Ingestor:
             if self.progress:
                 self.progress(len(arr))
 
+    def stage_lines(self, lines: list[bytes], source: str) -> None:
+        """Stage raw lines held in memory (e.g. a micro-batch of Kafka message values)."""
+        self._file_first_seq = self.seq
+        if lines:
+            self._stage_block(pa.array(lines, type=pa.large_binary()), source)
+
     def _stage_block(self, arr: pa.Array, source: str) -> None:
         binary = pl.from_arrow(arr).alias("bin")
         text = _utf8_or_null(binary).str.strip_chars_end("\r").alias("line")

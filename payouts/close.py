@@ -497,11 +497,15 @@ def close_epoch(con, e: int, first_epoch: int, cfg: RulesetConfig = RULESET_V1,
     return result
 
 
-def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1) -> list[int]:
+def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, watermark_us: int | None = None) -> list[int]:
+    """Epochs after the last closed one whose end the watermark has reached, in order.
+
+    `watermark_us` overrides the archive's own (max ping time − lateness): the live stream
+    passes its per-partition watermark (§10)."""
     from epochal.store import last_closed_epoch
 
     first = get_first_reward_epoch(con, cfg)
-    wm = get_watermark_us(con, cfg)
+    wm = get_watermark_us(con, cfg) if watermark_us is None else watermark_us
     if first is None or wm is None:
         return []
     last = last_closed_epoch(con)
@@ -513,8 +517,9 @@ def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1) -> list[int]:
     return ready
 
 
-def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None) -> list[EpochResult]:
-    ready = get_ready_epochs(con, cfg)
+def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None,
+                       watermark_us: int | None = None) -> list[EpochResult]:
+    ready = get_ready_epochs(con, cfg, watermark_us)
     if not ready:
         return []
     first = get_first_reward_epoch(con, cfg)
