@@ -43,9 +43,11 @@ from scoring.events import (
     time_raw_json,
     time_to_us,
 )
+from scoring.invariants import invariant
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
 BLOCK_BYTES = 32 << 20
+FLUSH_PING_ROWS = 1_000_000  # staged pings are archived in batches of about this many rows
 RAW_KEEP_BYTES = 64 << 10  # a rejected line is kept whole up to 64 KiB, then cut (raw_bytes says how long)
 
 PING_KEYS = ["event_id", "event_type", "schema_version", "node_id", "occurred_at", "checker_id", "reachable", "rtt_ms"]
@@ -53,7 +55,8 @@ PING_KEYS = ["event_id", "event_type", "schema_version", "node_id", "occurred_at
 STAGE_SCHEMA = """
 CREATE OR REPLACE TEMP TABLE stage_pings (
     seq BIGINT, event_id VARCHAR, node_id VARCHAR, occurred_at_us BIGINT, occurred_at_raw VARCHAR,
-    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR);
+    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR, digest VARCHAR);
+CREATE OR REPLACE TEMP TABLE stage_verdicts (seq BIGINT, event_id VARCHAR, verdict VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_events (
     seq BIGINT, event_id VARCHAR, event_type VARCHAR, node_id VARCHAR, occurred_at_us BIGINT,
     payload VARCHAR);
@@ -206,7 +209,8 @@ def _raw_text(line: bytes) -> tuple[str, int]:
 class Ingestor:
     """Stages files into temp tables, then classifies and archives them in one pass."""
 
-    def __init__(self, con, cfg: RulesetConfig = RULESET_V1, *, progress: Callable[[int], None] | None = None):
+    def __init__(self, con, cfg: RulesetConfig = RULESET_V1, *, progress: Callable[[int], None] | None = None,
+                 base_seq: int | None = None, last_closed: int | None = None):
         self.con = con
         self.cfg = cfg
         self.progress = progress
@@ -219,6 +223,13 @@ class Ingestor:
         self._rejects: list[tuple] = []
         self.sources: list[str] = []
         self.fast_lines = 0  # lines typed by the SQL fast path (the rest went to parse_line)
+        self._staged_pings = 0
+        from epochal.store import last_closed_epoch, next_arrival_seq
+
+        # Arrival order continues the store's; epochs closed before this run make its events late.
+        self._base_seq = next_arrival_seq(con) if base_seq is None else base_seq
+        last = last_closed_epoch(con) if last_closed is None else last_closed
+        self._closed = -1 if last is None else last
 
     # -- staging ---------------------------------------------------------------------------
     def stage_file(self, path: Path) -> None:
@@ -253,17 +264,22 @@ class Ingestor:
         finally:
             con.unregister("chunk_df")
         con.execute(
-            "INSERT INTO stage_pings SELECT seq, substr(j_id, 2, length(j_id) - 2),"
-            " substr(j_node, 2, length(j_node) - 2), occ_us, j_occ, substr(j_chk, 2, length(j_chk) - 2),"
-            " j_r = 'true', CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END,"
-            " NULL FROM chunk_t WHERE fast"
+            f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM ("
+            " SELECT seq, substr(j_id, 2, length(j_id) - 2) AS event_id,"
+            " substr(j_node, 2, length(j_node) - 2) AS node_id, occ_us AS occurred_at_us, j_occ AS occurred_at_raw,"
+            " substr(j_chk, 2, length(j_chk) - 2) AS checker_id, j_r = 'true' AS reachable,"
+            " CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END AS rtt_ms,"
+            " NULL::VARCHAR AS batch_event_id FROM chunk_t WHERE fast)"
         )
         fast_seqs = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
         self.fast_lines += len(fast_seqs)
+        self._staged_pings += len(fast_seqs)
         slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
         for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
             self._stage_slow_line(seq, raw.rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
+        if self._staged_pings >= FLUSH_PING_ROWS:
+            self._flush_pings()
 
     def _stage_slow_line(self, seq: int, line: bytes, source: str) -> None:
         result = parse_line(line, self.cfg)
@@ -293,11 +309,12 @@ class Ingestor:
     def _flush_slow(self) -> None:
         con = self.con
         if self._slow_pings:
+            self._staged_pings += len(self._slow_pings)
             df = pl.DataFrame(self._slow_pings, orient="row", schema=[
                 ("seq", pl.Int64), ("event_id", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("occurred_at_raw", pl.String), ("checker_id", pl.String),
                 ("reachable", pl.Boolean), ("rtt_ms", pl.Float64), ("batch_event_id", pl.String)])
-            con.execute("INSERT INTO stage_pings SELECT * FROM df")
+            con.execute(f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM df")
             self._slow_pings = []
         if self._slow_events:
             df = pl.DataFrame(self._slow_events, orient="row", schema=[
@@ -314,120 +331,181 @@ class Ingestor:
             self._rejects = []
 
     # -- classification and archive -------------------------------------------------------
-    def commit(self, base_seq: int, last_closed: int | None) -> IngestCounts:
-        """Decide duplicates, conflicts and registrations; write the archive. One transaction."""
-        con, cfg = self.con, self.cfg
-        closed = -1 if last_closed is None else last_closed
-        ep = cfg.reward_epoch_us
-        g = cfg.genesis_us
+    #
+    # Pings are flushed to the archive in bounded batches while files are still being read,
+    # so memory stays flat however long the input; every other event waits for the final
+    # commit, because "the first node.registered by occurred_at stands" needs all of them.
+    # A flushed ping's id is checked against the archive and against the events staged so
+    # far (read before it), so "first read stands" holds across flushes.
+
+    def _flush_pings(self) -> None:
+        con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            # One row per input that carries an id: a plain ping, or any other accepted event
-            # (a batch counts once, by its envelope).
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE stage_inputs AS
-                SELECT seq, event_id, 'ping' AS event_type, node_id, {PING_DIGEST_SQL} AS digest
-                FROM stage_pings WHERE batch_event_id IS NULL
+            # plain pings and ping.batch envelopes (a batch's inner pings share its seq)
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE ping_inputs AS
+                SELECT seq, event_id, node_id, digest FROM stage_pings WHERE batch_event_id IS NULL
                 UNION ALL
-                SELECT seq, event_id, event_type, node_id, md5(payload) AS digest FROM stage_events
+                SELECT seq, event_id, node_id, md5(payload) FROM stage_events WHERE event_type = 'ping.batch'
             """)
+            self._classify("ping_inputs", include_staged_events=True)
+            self._archive_pings()
+            self._archive_events("event_type = 'ping.batch'")
+            self._record_verdicts()
+            con.execute("DELETE FROM stage_pings")
+            con.execute("DELETE FROM stage_events WHERE event_type = 'ping.batch'")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._staged_pings = 0
+
+    def _archive_events(self, where: str) -> None:
+        cfg, base, closed = self.cfg, self._base_seq, self._closed
+        g, ep = cfg.genesis_us, cfg.reward_epoch_us
+        self.con.execute(f"""
+            INSERT INTO archive_events
+            SELECT {base} + e.seq, e.event_id, e.event_type, e.node_id, e.occurred_at_us,
+                   (e.occurred_at_us - {g}) // {ep},
+                   (e.occurred_at_us - {g}) // {ep} <= {closed},
+                   e.payload, md5(e.payload)
+            FROM stage_events e
+            WHERE e.seq NOT IN (SELECT seq FROM stage_verdicts) AND {where}
+            ORDER BY e.seq
+        """)
+
+    def _classify(self, inputs: str, include_staged_events: bool) -> None:
+        """stage_verdicts ← the inputs that are not simply accepted: duplicates and conflicts.
+
+        Ids seen once in this batch and never before are accepted without further work (the
+        common case); only contested ids are ranked."""
+        con = self.con
+        staged = ("UNION ALL SELECT event_id, md5(payload), seq FROM stage_events"
+                  " WHERE event_type <> 'ping.batch'" if include_staged_events else "")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE known_ids AS
+            SELECT event_id, arg_min(digest, seq) AS digest, min(seq) AS seq FROM (
+                SELECT event_id, digest, -1 AS seq FROM archive_pings
+                WHERE batch_event_id IS NULL AND event_id IN (SELECT event_id FROM {inputs})
+                UNION ALL
+                SELECT event_id, digest, -1 FROM archive_events
+                WHERE event_id IN (SELECT event_id FROM {inputs})
+                {staged})
+            WHERE event_id IN (SELECT event_id FROM {inputs})
+            GROUP BY event_id
+        """)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE stage_verdicts AS
+            WITH groups AS (
+                SELECT event_id, min(seq) AS first_seq, arg_min(digest, seq) AS first_digest
+                FROM {inputs} GROUP BY event_id HAVING count(*) > 1
+            ), contested AS (
+                SELECT i.seq, i.event_id, i.digest, g.first_seq, g.first_digest,
+                       CASE WHEN k.seq < i.seq THEN k.digest END AS known_digest
+                FROM {inputs} i
+                LEFT JOIN groups g USING (event_id)
+                LEFT JOIN known_ids k USING (event_id)
+                WHERE g.event_id IS NOT NULL OR (k.event_id IS NOT NULL AND k.seq < i.seq)
+            )
+            SELECT seq, event_id,
+                CASE
+                  WHEN known_digest IS NOT NULL AND known_digest = digest THEN 'duplicate'
+                  WHEN known_digest IS NOT NULL THEN 'conflicting_duplicate'
+                  WHEN seq = first_seq THEN 'accepted'
+                  WHEN digest = first_digest THEN 'duplicate'
+                  ELSE 'conflicting_duplicate'
+                END AS verdict
+            FROM contested
+        """)
+        con.execute("DELETE FROM stage_verdicts WHERE verdict = 'accepted'")
+
+    def _archive_pings(self) -> None:
+        cfg, base, closed = self.cfg, self._base_seq, self._closed
+        g, ep = cfg.genesis_us, cfg.reward_epoch_us
+        # A batch's inner pings share its seq, so they follow its envelope's verdict; plain
+        # pings follow their own.
+        self.con.execute(f"""
+            INSERT INTO archive_pings
+            SELECT {base} + p.seq, p.event_id, p.node_id, p.occurred_at_us, p.occurred_at_raw,
+                   p.checker_id, p.reachable, p.rtt_ms, p.batch_event_id,
+                   (p.occurred_at_us - {g}) // {ep} AS reward_epoch,
+                   ((p.occurred_at_us - {g}) % {ep}) // {cfg.slot_us} AS slot,
+                   (p.occurred_at_us - {g}) // {ep} <= {closed} AS late,
+                   p.digest
+            FROM stage_pings p
+            WHERE p.seq NOT IN (SELECT seq FROM stage_verdicts)
+        """)  # stage_pings is in arrival order already (preserve_insertion_order)
+
+    def _record_verdicts(self) -> None:
+        """Counts, and rejected rows for conflicts and refused registrations."""
+        con, c = self.con, self.counts
+        rows = dict(con.execute("SELECT verdict, count(*) FROM stage_verdicts GROUP BY 1").fetchall())
+        c.duplicates += rows.get("duplicate", 0)
+        # the raw text of a refused line: its canonical form (a plain ping's rebuilt from its columns)
+        con.execute("""
+            INSERT INTO stage_rejects
+            SELECT v.seq, v.verdict,
+                   CASE v.verdict WHEN 'already_registered'
+                        THEN 'the node is already registered (the first registration stands)'
+                        ELSE 'event_id ' || v.event_id || ' was seen before with a different payload' END,
+                   coalesce(e.payload, '{"checker_id":' || to_json(p.checker_id) || ',"event_id":' || to_json(p.event_id)
+                       || ',"event_type":"ping","node_id":' || to_json(p.node_id) || ',"occurred_at":' || p.occurred_at_raw
+                       || ',"reachable":' || p.reachable::VARCHAR || ',"rtt_ms":' || coalesce(p.rtt_ms::VARCHAR, 'null')
+                       || ',"schema_version":1}'),
+                   NULL, v.event_id, coalesce(e.event_type, 'ping'), NULL, NULL
+            FROM stage_verdicts v
+            LEFT JOIN stage_events e ON e.seq = v.seq
+            LEFT JOIN stage_pings p ON p.seq = v.seq AND p.batch_event_id IS NULL
+            WHERE v.verdict IN ('conflicting_duplicate', 'already_registered')
+        """)
+
+    def commit(self) -> IngestCounts:
+        """Flush the last pings, decide the other events, write the archive, record the run."""
+        self._flush_pings()
+        con, cfg, base, closed = self.con, self.cfg, self._base_seq, self._closed
+        g, ep = cfg.genesis_us, cfg.reward_epoch_us
+        con.execute("BEGIN TRANSACTION")
+        try:
             con.execute("""
-                CREATE OR REPLACE TEMP TABLE known_ids AS
-                SELECT event_id, any_value(digest) AS digest FROM (
-                    SELECT event_id, digest FROM archive_pings WHERE batch_event_id IS NULL
-                    UNION ALL SELECT event_id, digest FROM archive_events)
-                WHERE event_id IN (SELECT event_id FROM stage_inputs)
-                GROUP BY event_id
+                CREATE OR REPLACE TEMP TABLE event_inputs AS
+                SELECT seq, event_id, node_id, md5(payload) AS digest FROM stage_events
             """)
-            con.execute("""
-                CREATE OR REPLACE TEMP TABLE stage_verdicts AS
-                WITH ranked AS (
-                    SELECT s.*, first_value(s.digest) OVER w AS first_digest,
-                           row_number() OVER w AS rn, k.digest AS known_digest
-                    FROM stage_inputs s LEFT JOIN known_ids k USING (event_id)
-                    WINDOW w AS (PARTITION BY s.event_id ORDER BY s.seq)
-                )
-                SELECT seq, event_id, event_type, node_id,
-                    CASE
-                      WHEN known_digest IS NOT NULL AND known_digest = digest THEN 'duplicate'
-                      WHEN known_digest IS NOT NULL THEN 'conflicting_duplicate'
-                      WHEN rn = 1 THEN 'accepted'
-                      WHEN digest = first_digest THEN 'duplicate'
-                      ELSE 'conflicting_duplicate'
-                    END AS verdict
-                FROM ranked
-            """)
+            self._classify("event_inputs", include_staged_events=False)
             # §10 Registration: the first node.registered of a node (by occurred_at, then
-            # event_id) stands; any other is rejected. One already archived stands over new ones.
+            # event_id) stands; any other is rejected. One archived by an earlier run stands.
             con.execute("""
-                UPDATE stage_verdicts SET verdict = 'already_registered'
-                WHERE verdict = 'accepted' AND event_type = 'node.registered' AND seq IN (
-                    SELECT seq FROM (
-                        SELECT e.seq, row_number() OVER (
-                                 PARTITION BY e.node_id ORDER BY e.occurred_at_us, e.event_id) AS rn,
-                               e.node_id IN (SELECT node_id FROM archive_events
-                                             WHERE event_type = 'node.registered') AS has_old
-                        FROM stage_events e JOIN stage_verdicts v USING (seq)
-                        WHERE v.verdict = 'accepted' AND e.event_type = 'node.registered')
-                    WHERE rn > 1 OR has_old)
+                INSERT INTO stage_verdicts
+                SELECT seq, event_id, 'already_registered' FROM (
+                    SELECT e.seq, e.event_id, row_number() OVER (
+                             PARTITION BY e.node_id ORDER BY e.occurred_at_us, e.event_id) AS rn,
+                           e.node_id IN (SELECT node_id FROM archive_events
+                                         WHERE event_type = 'node.registered') AS has_old
+                    FROM stage_events e
+                    WHERE e.event_type = 'node.registered'
+                      AND e.seq NOT IN (SELECT seq FROM stage_verdicts))
+                WHERE rn > 1 OR has_old
             """)
-            con.execute(f"""
-                INSERT INTO archive_pings
-                SELECT {base_seq} + p.seq, p.event_id, p.node_id, p.occurred_at_us, p.occurred_at_raw,
-                       p.checker_id, p.reachable, p.rtt_ms, p.batch_event_id,
-                       (p.occurred_at_us - {g}) // {ep} AS reward_epoch,
-                       ((p.occurred_at_us - {g}) % {ep}) // {cfg.slot_us} AS slot,
-                       (p.occurred_at_us - {g}) // {ep} <= {closed} AS late,
-                       {PING_DIGEST_SQL}
-                FROM (SELECT sp.* FROM stage_pings sp JOIN stage_verdicts v ON v.seq = sp.seq
-                      WHERE v.verdict = 'accepted') p
-                ORDER BY p.seq, p.event_id
-            """)
-            con.execute(f"""
-                INSERT INTO archive_events
-                SELECT {base_seq} + e.seq, e.event_id, e.event_type, e.node_id, e.occurred_at_us,
-                       (e.occurred_at_us - {g}) // {ep},
-                       (e.occurred_at_us - {g}) // {ep} <= {closed},
-                       e.payload, md5(e.payload)
-                FROM stage_events e JOIN stage_verdicts v USING (seq)
-                WHERE v.verdict = 'accepted'
-                ORDER BY e.seq
-            """)
-            con.execute(f"""
-                INSERT INTO stage_rejects
-                SELECT v.seq, v.verdict,
-                       CASE v.verdict WHEN 'already_registered'
-                            THEN 'node ' || v.node_id || ' is already registered'
-                            ELSE 'event_id ' || v.event_id || ' was seen with a different payload' END,
-                       NULL, NULL, v.event_id, v.event_type, NULL, NULL
-                FROM stage_verdicts v WHERE v.verdict IN ('conflicting_duplicate', 'already_registered')
-            """)
-            con.execute(f"""
-                INSERT INTO rejected_events
-                SELECT {base_seq} + seq, coalesce(topic, CASE event_type
-                    {" ".join(f"WHEN '{t}' THEN '{tp}'" for t, tp in TOPIC_OF_EVENT_TYPE.items())} END),
-                    raw, raw_bytes, reason, detail, event_id, event_type, source, now()
-                FROM stage_rejects ORDER BY seq
-            """)
-            # Raw text of a conflicting or re-registering line, for whoever reads the rejection.
-            self._fill_raw_of_rejected(base_seq)
+            self._archive_events("true")
+            self._record_verdicts()
             c = self.counts
-            rows = dict(con.execute("SELECT verdict, count(*) FROM stage_verdicts GROUP BY 1").fetchall())
-            c.accepted = rows.get("accepted", 0)
-            c.duplicates = rows.get("duplicate", 0)
             c.rejected = con.execute("SELECT count(*) FROM stage_rejects").fetchone()[0]
+            c.accepted = c.inputs - c.duplicates - c.rejected
             c.by_reason = dict(con.execute(
                 "SELECT reason, count(*) FROM stage_rejects GROUP BY 1 ORDER BY 1").fetchall())
+            self._write_rejections()
             c.late = con.execute(
-                f"SELECT (SELECT count(*) FROM archive_pings WHERE arrival_seq >= {base_seq} AND late)"
-                f" + (SELECT count(*) FROM archive_events WHERE arrival_seq >= {base_seq} AND late)"
+                f"SELECT (SELECT count(*) FROM archive_pings WHERE arrival_seq >= {base} AND late)"
+                f" + (SELECT count(*) FROM archive_events WHERE arrival_seq >= {base} AND late)"
             ).fetchone()[0]
             c.pings = con.execute(
-                f"SELECT count(*) FROM archive_pings WHERE arrival_seq >= {base_seq}").fetchone()[0]
-            c.first_arrival_seq = base_seq
-            c.last_arrival_seq = base_seq + self.seq - 1
-            from scoring.invariants import invariant
-
+                f"SELECT count(*) FROM archive_pings WHERE arrival_seq >= {base}").fetchone()[0]
+            c.first_arrival_seq = base
+            c.last_arrival_seq = base + self.seq - 1
+            archived = con.execute(
+                f"SELECT (SELECT count(*) FROM archive_pings WHERE arrival_seq >= {base} AND batch_event_id IS NULL)"
+                f" + (SELECT count(*) FROM archive_events WHERE arrival_seq >= {base})").fetchone()[0]
+            invariant(archived == c.accepted, f"archived inputs {archived} == accepted {c.accepted}")
             invariant(c.adds_up(), f"inputs {c.inputs} != accepted {c.accepted} + duplicates "
                                    f"{c.duplicates} + rejected {c.rejected}")
             run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
@@ -442,20 +520,15 @@ class Ingestor:
             raise
         return self.counts
 
-
-
-    def _fill_raw_of_rejected(self, base_seq: int) -> None:
+    def _write_rejections(self) -> None:
+        topics = " ".join(f"WHEN '{t}' THEN '{tp}'" for t, tp in TOPIC_OF_EVENT_TYPE.items())
         self.con.execute(f"""
-            UPDATE rejected_events r SET raw = src.payload, raw_bytes = strlen(src.payload)
-            FROM (SELECT {base_seq} + seq AS aseq, payload FROM stage_events
-                  UNION ALL
-                  SELECT {base_seq} + seq, '{{"event_id":' || to_json(event_id) || ',"event_type":"ping","schema_version":1,'
-                         || '"node_id":' || to_json(node_id) || ',"occurred_at":' || occurred_at_raw
-                         || ',"checker_id":' || to_json(checker_id) || ',"reachable":' || reachable::VARCHAR
-                         || ',"rtt_ms":' || coalesce(rtt_ms::VARCHAR, 'null') || '}}'
-                  FROM stage_pings WHERE batch_event_id IS NULL) src
-            WHERE r.arrival_seq = src.aseq AND r.raw IS NULL
+            INSERT INTO rejected_events
+            SELECT {self._base_seq} + seq, coalesce(topic, CASE event_type {topics} END),
+                   raw, coalesce(raw_bytes, strlen(raw)), reason, detail, event_id, event_type, source, now()
+            FROM stage_rejects ORDER BY seq
         """)
+        self.con.execute("DELETE FROM stage_rejects")
 
 
 def _ping_row(seq: int, ev: Ping, batch_event_id: str | None) -> tuple:
@@ -465,10 +538,8 @@ def _ping_row(seq: int, ev: Ping, batch_event_id: str | None) -> tuple:
 
 def ingest_files(con, paths: list[Path], cfg: RulesetConfig = RULESET_V1, *,
                  progress: Callable[[int], None] | None = None) -> IngestCounts:
-    from epochal.store import last_closed_epoch, next_arrival_seq
-
     ing = Ingestor(con, cfg, progress=progress)
     ing.sources = [str(p) for p in paths]
     for p in paths:
         ing.stage_file(p)
-    return ing.commit(next_arrival_seq(con), last_closed_epoch(con))
+    return ing.commit()

@@ -213,8 +213,8 @@ def connect(db: str | os.PathLike | None, *, create: bool = True, read_only: boo
 
 
 def get_meta(con, key: str, default: str | None = None) -> str | None:
-    row = con.execute("SELECT value FROM engine_meta WHERE key = ?", [key]).fetchone()
-    return row[0] if row else default
+    rows = con.execute("SELECT value FROM engine_meta WHERE key = ?", [key]).fetchall()
+    return rows[0][0] if rows else default
 
 
 def set_meta(con, key: str, value: str) -> None:
@@ -225,8 +225,8 @@ def set_meta(con, key: str, value: str) -> None:
 
 
 def last_closed_epoch(con) -> int | None:
-    row = con.execute("SELECT max(reward_epoch) FROM reward_epochs").fetchone()
-    return row[0]
+    # fetchall, not fetchone: a half-read result blocks DuckDB's register() on this connection
+    return con.execute("SELECT max(reward_epoch) FROM reward_epochs").fetchall()[0][0]
 
 
 def next_arrival_seq(con) -> int:
@@ -235,7 +235,7 @@ def next_arrival_seq(con) -> int:
         " (SELECT coalesce(max(arrival_seq), -1) FROM archive_events),"
         " (SELECT coalesce(max(arrival_seq), -1) FROM rejected_events),"
         " (SELECT coalesce(max(last_arrival_seq), -1) FROM ingest_runs)) + 1"
-    ).fetchone()
+    ).fetchall()[0]
     return int(row[0])
 
 

@@ -82,7 +82,7 @@ def test_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data):
     con = connect(tmp / "s.duckdb")
     ing = Ingestor(con)
     ing.stage_file(path)
-    counts = ing.commit(0, None)
+    counts = ing.commit()
     assert counts.inputs == n and counts.adds_up()
     assert ing.fast_lines > 0  # the fast path was really exercised
 

@@ -27,9 +27,16 @@ def reference_tables(tmp_dir):
     return _reference["tables"]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32 - 1), files=st.integers(1, 4), dup_share=st.sampled_from([0.0, 0.05, 0.3]))
-def test_shuffled_split_and_duplicated_inputs_give_identical_outputs(tmp_path_factory, seed, files, dup_share):
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), files=st.integers(1, 4), dup_share=st.sampled_from([0.0, 0.05, 0.3]),
+       flush_rows=st.sampled_from([1_000_000, 97, 5000]))
+def test_shuffled_split_and_duplicated_inputs_give_identical_outputs(tmp_path_factory, seed, files, dup_share,
+                                                                      flush_rows):
+    # flush_rows: pings are archived in batches while files are read; small batches put
+    # duplicates and their originals in different flushes
+    import epochal.ingest
+
+    epochal.ingest.FLUSH_PING_ROWS = flush_rows
     tmp = tmp_path_factory.mktemp("inv")
     expected = reference_tables(tmp_path_factory.mktemp("ref"))
     rng = random.Random(seed)
@@ -44,6 +51,7 @@ def test_shuffled_split_and_duplicated_inputs_give_identical_outputs(tmp_path_fa
     report = replay(paths, db)
     assert report.counts.adds_up()
     assert report.counts.rejected == 1  # the second registration, whatever the order
+    epochal.ingest.FLUSH_PING_ROWS = 1_000_000
     assert output_tables(db) == expected
 
 
