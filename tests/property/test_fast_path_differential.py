@@ -44,7 +44,7 @@ def ping_line(draw, idx):
         elif field == "rtt_ms":
             v = draw(st.sampled_from(RTTS))
             if v == "absent":
-                ev.pop("rtt_ms")
+                ev.pop("rtt_ms", None)
             else:
                 ev["rtt_ms"] = v
         elif field == "schema_version":
