@@ -294,13 +294,13 @@ def main(argv: list[str] | None = None) -> None:
         where = f" (see epochal {sub} --help)".replace("  ", " ") if exc.ctx else ""
         err.print(f"epochal: {msg}{where}.", soft_wrap=True)
         sys.exit(2)
-    except click_exceptions.Abort:
+    except typer.Abort:
         err.print("epochal: aborted.")
         sys.exit(130)
     except (UserError, StoreError) as exc:
         err.print(f"epochal: {exc}.", soft_wrap=True)
         sys.exit(1)
-    except click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
