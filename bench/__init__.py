@@ -1,0 +1,1 @@
+"""The benchmark suite: `bench/run [--quick]` (see bench/run and bench/common.py)."""
