@@ -121,7 +121,8 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     registered = ~df["registered_at_us"].is_null().to_numpy()
     reg_at_i = np.where(registered, df["registered_at_us"].fill_null(0).to_numpy(), 0).astype(np.int64)
     claimed = df["gpu_model"].to_list()
-    models = [get_model(c) for c in claimed]
+    model_of = {c: get_model(c) for c in set(claimed)}  # normalise each distinct claim once
+    models = [model_of[c] for c in claimed]
     model_keys = [m.model_key if m is not None else None for m in models]
     claimed_count = df["claimed_gpu_count"].fill_null(0).to_numpy().astype(np.int64)
 
