@@ -1,0 +1,1 @@
+"""Farming investigation (read-only over the store): its own issue."""
