@@ -16,7 +16,7 @@ con = duckdb.connect(db, read_only=True)
 
 
 def q(sql: str) -> pl.DataFrame:
-    return pl.from_arrow(con.execute(sql).to_arrow_table())
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
 
 
 # %% [markdown]
