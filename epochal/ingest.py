@@ -78,17 +78,20 @@ def _fast_path_sql(cfg: RulesetConfig) -> str:
     plain_id = "(left(%s, 1) = '\"' AND NOT contains(%s, '\\') AND length(%s) BETWEEN 3 AND %d)"
     idc = cfg.max_id_chars
     paths = "[" + ",".join(f"'$.{k}'" for k in PING_KEYS) + "]"
+    cols = ["j_id", "j_type", "j_sv", "j_node", "j_occ", "j_chk", "j_r", "j_rtt"]
+    # per present key: "key": value  →  len(key) + 2 quotes + 1 colon + len(value); commas between
+    n_keys_sql = " + ".join(f"({c} IS NOT NULL)::INT" for c in cols)
+    key_len_sql = ("(2 + " + " + ".join(f"coalesce({len(k) + 3} + strlen({c}), 0)" for k, c in zip(PING_KEYS, cols))
+                   + f" + ({n_keys_sql}) - 1)")
     return f"""
 CREATE OR REPLACE TEMP TABLE chunk_t AS
 WITH x AS (
-    SELECT seq,
-           try(json_extract(line, {paths})) AS v,
-           try(json_keys(line)) AS k
+    SELECT seq, n, line, try(json_extract(line, {paths})) AS v
     FROM chunk_df
-    WHERE line IS NOT NULL AND strlen(line) <= {cfg.max_line_bytes}
+    WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes}
 ), t AS (
-    SELECT seq, v[1] AS j_id, v[2] AS j_type, v[3] AS j_sv, v[4] AS j_node, v[5] AS j_occ,
-           v[6] AS j_chk, v[7] AS j_r, v[8] AS j_rtt, k
+    SELECT seq, n, line, v[1] AS j_id, v[2] AS j_type, v[3] AS j_sv, v[4] AS j_node, v[5] AS j_occ,
+           v[6] AS j_chk, v[7] AS j_r, v[8] AS j_rtt
     FROM x WHERE v IS NOT NULL
 ), typed AS (
     SELECT *,
@@ -98,7 +101,8 @@ WITH x AS (
           WHEN regexp_full_match(j_occ, '"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,9}})?Z"')
             THEN epoch_us(try_strptime(substr(j_occ, 2, 19), '%Y-%m-%dT%H:%M:%S'))
                  + coalesce(rpad(substr(regexp_extract(j_occ, '\\.([0-9]+)', 1), 1, 6), 6, '0')::BIGINT, 0)
-        END AS occ_us
+        END AS occ_us,
+        {key_len_sql} AS compact_len
     FROM t
 )
 SELECT seq,
@@ -111,10 +115,12 @@ SELECT seq,
         AND (j_rtt IS NULL OR j_rtt = 'null'
              OR regexp_full_match(j_rtt, '(0|[1-9][0-9]{{0,14}})(\\.[0-9]{{1,17}})?'))
         AND occ_us IS NOT NULL AND occ_us >= {cfg.genesis_us}
-        -- only known keys, each once: every key of the object is one of the present ones
-        AND len(k) = (j_id IS NOT NULL)::INT + (j_type IS NOT NULL)::INT + (j_sv IS NOT NULL)::INT
-                     + (j_node IS NOT NULL)::INT + (j_occ IS NOT NULL)::INT + (j_chk IS NOT NULL)::INT
-                     + (j_r IS NOT NULL)::INT + (j_rtt IS NOT NULL)::INT
+        -- Only the known keys, each once, in compact JSON: the line is exactly as long as those
+        -- keys and values, so another key, a repeated key, whitespace or an escape makes it
+        -- longer (then: slow path). Extracted values are never longer than what was written,
+        -- except a number written with an exponent: rtt_ms must appear in the line as extracted.
+        AND n = compact_len
+        AND (j_rtt IS NULL OR j_rtt = 'null' OR contains(line, '"rtt_ms":' || j_rtt))
        ) AS fast,
        j_id, j_node, j_occ, j_chk, j_r, j_rtt, occ_us
 FROM typed
@@ -138,8 +144,10 @@ class IngestCounts:
         return self.accepted + self.duplicates + self.rejected == self.inputs
 
 
-def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Array]:
-    """Blocks of whole lines as Arrow binary arrays (newline excluded from each line)."""
+def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """Blocks of whole lines: an Arrow binary array over the block's own buffer (zero copy;
+    each value keeps its trailing newline, which JSON reads as whitespace) and the lengths
+    of the lines without it."""
     carry = b""
     with open(path, "rb") as fh:
         while True:
@@ -147,42 +155,28 @@ def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.
             buf = carry + blk if carry else blk
             if not buf:
                 return
-            arr = np.frombuffer(buf, dtype=np.uint8)
-            nl = np.flatnonzero(arr == 10)
+            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
             if blk:
                 if len(nl) == 0:
                     carry = buf  # one line longer than a block: keep reading
                     continue
                 end = int(nl[-1]) + 1
                 carry = buf[end:]
+                bounds = nl + 1
             else:
                 end = len(buf)
                 carry = b""
-                if len(nl) == 0 or int(nl[-1]) != end - 1:
-                    nl = np.append(nl, end)  # last line without a newline
-            starts = np.concatenate(([0], nl[:-1] + 1)).astype(np.int64)
-            stops = nl.astype(np.int64)
-            yield _lines_array(buf[:end], starts, stops)
+                bounds = nl + 1 if len(nl) and int(nl[-1]) == end - 1 else np.append(nl + 1, end)
+            offsets = np.empty(len(bounds) + 1, dtype=np.int64)
+            offsets[0] = 0
+            offsets[1:] = bounds
+            lengths = np.diff(offsets)
+            lengths[: len(nl)] -= 1  # every line but an unterminated last one ends in a newline
+            data = pa.py_buffer(buf if end == len(buf) else memoryview(buf)[:end])
+            arr = pa.Array.from_buffers(pa.large_binary(), len(bounds), [None, pa.py_buffer(offsets), data])
+            yield arr, lengths
             if not blk:
                 return
-
-
-def _lines_array(buf: bytes, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
-    # Lines are contiguous but each is followed by a newline byte that must not be part of it:
-    # a large_binary array over the whole buffer with offsets at line starts, then sliced
-    # values would copy; instead build (start, stop) pairs as a binary view via take on
-    # a list of offsets: cheapest correct form is a BinaryArray whose offsets skip the '\n'
-    # by pointing each value at [start, stop) of a buffer with newlines removed.
-    lengths = stops - starts
-    keep = np.ones(len(buf), dtype=bool)
-    nl_positions = stops[stops < len(buf)]
-    keep[nl_positions] = False
-    data = np.frombuffer(buf, dtype=np.uint8)[keep]
-    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(
-        pa.large_binary(), len(starts), [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data.tobytes())]
-    )
 
 
 def _utf8_or_null(binary: pl.Series) -> pl.Series:
@@ -234,8 +228,8 @@ class Ingestor:
     # -- staging ---------------------------------------------------------------------------
     def stage_file(self, path: Path) -> None:
         self._file_first_seq = self.seq
-        for arr in iter_line_blocks(path):
-            self._stage_block(arr, str(path))
+        for arr, lengths in iter_line_blocks(path):
+            self._stage_block(arr, lengths, str(path))
             if self.progress:
                 self.progress(len(arr))
 
@@ -243,20 +237,25 @@ class Ingestor:
         """Stage raw lines held in memory (e.g. a micro-batch of Kafka message values)."""
         self._file_first_seq = self.seq
         if lines:
-            self._stage_block(pa.array(lines, type=pa.large_binary()), source)
+            self._stage_block(pa.array(lines, type=pa.large_binary()),
+                              np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines)), source)
 
-    def _stage_block(self, arr: pa.Array, source: str) -> None:
+    def _stage_block(self, arr: pa.Array, lengths: np.ndarray, source: str) -> None:
         binary = pl.from_arrow(arr).alias("bin")
-        text = _utf8_or_null(binary).str.strip_chars_end("\r").alias("line")
-        blank = text.str.strip_chars().str.len_bytes().eq(0).fill_null(False)
+        text = _utf8_or_null(binary).alias("line")
+        blank = text.str.contains(r"^\s*$").fill_null(False)
         n_blank = int(blank.sum())
         self.counts.blank_lines += n_blank
-        frame = pl.DataFrame([binary, text]).with_columns(
-            seq=pl.int_range(0, len(binary), dtype=pl.Int64) + self.seq
-        ).filter(~blank)
+        frame = pl.DataFrame([
+            binary, text,
+            pl.Series("n", lengths, dtype=pl.Int64),
+            pl.Series("seq", np.arange(self.seq, self.seq + len(binary), dtype=np.int64)),
+        ])
+        if n_blank:
+            frame = frame.filter(~blank)
         self.seq += len(binary)
         self.counts.inputs += frame.height
-        chunk_df = frame.select("seq", "line")  # noqa: F841  (read by DuckDB by name)
+        chunk_df = frame.select("seq", "line", "n")  # noqa: F841  (read by DuckDB by name)
         con = self.con
         con.register("chunk_df", chunk_df)
         try:
@@ -276,7 +275,7 @@ class Ingestor:
         self._staged_pings += len(fast_seqs)
         slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
         for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
-            self._stage_slow_line(seq, raw.rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
+            self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
         if self._staged_pings >= FLUSH_PING_ROWS:
             self._flush_pings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from epochal.ingest import Ingestor
@@ -106,3 +107,45 @@ def test_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data):
         else:
             assert i not in pings, f"ingest accepted line {i} the reference rejects ({ref.reason}): {line!r}"
             assert rejected.get(i) == ref.reason.value, line
+
+
+def _compact(d: dict) -> str:
+    return json.dumps(d, separators=(",", ":"))
+
+
+BASE = {"event_id": "p1", "event_type": "ping", "schema_version": 1, "node_id": "n1",
+        "occurred_at": 1767225600000, "checker_id": "c1", "reachable": True}
+
+# Lines built so that an extra or repeated key is exactly as long as what the fast path's
+# length check would miss if it trusted re-serialised values or whitespace variants.
+CRAFTED = [
+    _compact(BASE)[:-1] + ',"rtt_ms":1e9,"abcd":1}',  # exponent shortens by 9, extra key adds 9
+    _compact(BASE)[:-1] + ',"rtt_ms":1e14,"abcdefgh":12}',
+    _compact(BASE)[:-1] + ',"rtt_ms":5,"abcdefgh":123}',  # compact + 15-byte extra key
+    json.dumps({**BASE, "rtt_ms": 5}),  # spaced separators: valid, slow path
+    _compact({**BASE, "event_id": "p\\u0031"}).replace("\\\\", "\\"),  # an escape in the id
+    _compact(BASE)[:-1] + ',"rtt_ms":1.0E1}',
+    _compact(BASE)[:-1] + ',"rtt_ms":10.50}',
+    _compact(BASE)[:-1] + ',"reachable":false}',  # repeated key
+    _compact(BASE).replace('"schema_version":1', '"schema_version":1.0'),
+    _compact(BASE).replace("1767225600000", "1.7672256E12"),
+    _compact(BASE)[:-1] + ',"rtt_ms":null}',
+    _compact(BASE) + "\r",
+]
+
+
+@pytest.mark.parametrize("text", CRAFTED)
+def test_crafted_lines_are_judged_as_the_reference_judges_them(tmp_path, text):
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(text.encode() + b"\n")
+    con = connect(tmp_path / "s.duckdb")
+    ing = Ingestor(con)
+    ing.stage_file(path)
+    counts = ing.commit()
+    ref = parse_line(text.encode())
+    if isinstance(ref, Accepted):
+        row = con.execute("SELECT event_id, occurred_at_us, rtt_ms, reachable FROM archive_pings").fetchall()
+        assert row == [(ref.event.event_id, ref.event.occurred_at_us, ref.event.rtt_ms, ref.event.reachable)]
+    else:
+        assert counts.rejected == 1
+        assert con.execute("SELECT reason FROM rejected_events").fetchall() == [(ref.reason.value,)]
