@@ -170,6 +170,17 @@ CREATE TABLE IF NOT EXISTS slash_decisions (
     status VARCHAR NOT NULL,
     evidence VARCHAR[] NOT NULL
 );
+-- extensions: the subject, the exact time, the stake the amount was capped by, and the closes
+-- that made and settled each decision (so `epoch verify` can recompute both)
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS subject VARCHAR;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS decided_at_us BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS stake_deposit_base_units BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS stake_left_base_units BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS decided_in_epoch BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS finality_epoch BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS resolved_in_epoch BIGINT;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS detail VARCHAR;
+ALTER TABLE slash_decisions ADD COLUMN IF NOT EXISTS ruleset_version VARCHAR;
 
 CREATE TABLE IF NOT EXISTS settlements (
     reward_epoch BIGINT NOT NULL,

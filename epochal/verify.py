@@ -2,7 +2,9 @@
 
 The recomputation reads exactly the epoch's inputs: the archived events with
 `arrival_seq <= input_arrival_seq` recorded at its close, and the figures recorded for the
-epoch before it (ruleset §9). Every column but the wall-clock `closed_at` must be identical,
+epoch before it (ruleset §9): its scores, the slashing decisions made by earlier closes (with
+the status they had then) and the stake ledger before it. The slashing decisions this close
+made and the statuses it settled are compared too. Every column but the wall-clock `closed_at` must be identical,
 floats bit for bit.
 """
 
@@ -44,6 +46,40 @@ def verify_epoch(con, reward_epoch: int, cfg: RulesetConfig = RULESET_V1) -> lis
         " WHERE reward_epoch = ? ORDER BY entry_id", [reward_epoch]).fetchall()
     if sorted(tuple(x) for x in ledger) != sorted(result.ledger):
         diffs.append("ledger_entries differ from the recomputation")
+    diffs += compare_slash_decisions(con, reward_epoch, result)
+    return diffs
+
+
+def compare_slash_decisions(con, reward_epoch: int, result) -> list[str]:
+    """The decisions this close made (every column but the later status) and the statuses it set."""
+    from payouts.close import SLASH_DECISION_SCHEMA, slash_decision_rows
+
+    cols = [c for c, _ in SLASH_DECISION_SCHEMA if c not in ("status", "resolved_in_epoch")]
+    outcome = result.slashing
+    made = slash_decision_rows(outcome.new_decisions if outcome else [], "")
+    stored = fetch_polars(con, f"SELECT {', '.join(cols)} FROM slash_decisions WHERE decided_in_epoch = ?"
+                               " ORDER BY decision_id", [reward_epoch])
+    recomputed = made.with_columns(pl.lit(result.epoch_row["ruleset_version"]).alias("ruleset_version"))
+    recomputed = recomputed.select(cols).sort("decision_id")
+    diffs = []
+    if stored["decision_id"].to_list() != recomputed["decision_id"].to_list():
+        diffs.append(f"slash_decisions: {stored.height} stored decisions made at this close,"
+                     f" {recomputed.height} recomputed")
+    else:
+        for col in cols:
+            a, b = stored[col].to_list(), recomputed[col].to_list()
+            for i, (x, y) in enumerate(zip(a, b)):
+                if x != y:
+                    diffs.append(f"slash_decisions.{col} of {a and stored['decision_id'][i]}: stored {x!r},"
+                                 f" recomputed {y!r}")
+                    break
+    settled = {d.decision_id: d.status for d in (outcome.decisions if outcome else [])
+               if d.resolved_in_epoch == reward_epoch}
+    stored_settled = dict(con.execute("SELECT decision_id, status FROM slash_decisions WHERE resolved_in_epoch = ?",
+                                      [reward_epoch]).fetchall())
+    if stored_settled != settled:
+        diffs.append(f"slash_decisions: the statuses set at this close differ ({len(stored_settled)} stored,"
+                     f" {len(settled)} recomputed)")
     return diffs
 
 

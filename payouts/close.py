@@ -49,6 +49,19 @@ from scoring.reputation import (
 )
 from epochal.store import fetch_polars
 from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.events import time_to_us
+from scoring.slashing import (
+    STATUS_FINAL,
+    BenchmarkFacts,
+    Decision,
+    JobFacts,
+    RegistrationFacts,
+    SlashInputs,
+    SlashOutcome,
+    compute_job_check_epoch,
+    compute_window_epochs,
+    process_slashing,
+)
 from scoring.timing import get_epoch_end_us, get_epoch_start_us
 from scoring.uptime import compute_streak_states_np
 
@@ -56,6 +69,12 @@ ACCOUNT_EMISSION = "treasury:emission"
 ACCOUNT_POOL = "pool:{pool}"
 ACCOUNT_REWARDS = "node:{node_id}:rewards"
 ACCOUNT_UNALLOCATED = "treasury:unallocated"
+# Stake (§8): a node's stake account holds its declared deposit less its final slashes (never
+# below 0); deposits come from and withdrawals go to the outside world; final slashes go to the
+# slashed-stake treasury.
+ACCOUNT_STAKE = "node:{node_id}:stake"
+ACCOUNT_STAKE_EXTERNAL = "external:stake_deposits"
+ACCOUNT_SLASHED = "treasury:slashed"
 
 
 @dataclass
@@ -76,6 +95,10 @@ class EpochInputs:
     nodes: pl.DataFrame
     # for nodes registered before this epoch with no availability state yet: node_id → {epoch: u}
     uptime_history: dict[str, dict[int, float]] = field(default_factory=dict)
+    # §8: candidates and state for slashing; None leaves slash_count / banned as in `nodes`
+    slashing: SlashInputs | None = None
+    # the stake ledger before this close: node_id → balance of its stake account
+    stake_balances: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +108,7 @@ class EpochResult:
     rewards: list[tuple[int, str, str, int, str]]  # (reward_epoch, node_id, pool, amount, wallet)
     epoch_row: dict
     ledger: list[tuple[str, str, str, int, int, str]]
+    slashing: SlashOutcome | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -163,12 +187,19 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     invariant(all(J[i] == compute_jobs_score(int(s[i]), int(f[i])) for i in range(min(n, 3))),
               "vectorised J equals the scalar rule")
     T = compute_tenure_np(end_us, reg_at_i, cfg)
+    # §8 slashing: decisions of this close, statuses, and P's count and the ban per node
     slash_count = df["slash_count"].fill_null(0).to_numpy().astype(np.int64)
+    banned = df["banned"].fill_null(False).to_numpy().astype(bool)
+    outcome = None
+    if inputs.slashing is not None:
+        invariant(inputs.slashing.reward_epoch == e, "slashing inputs are for this epoch")
+        outcome = process_slashing(inputs.slashing, dict(zip(node_ids, (int(b) for b in bitmaps))), cfg)
+        slash_count = np.array([outcome.slash_count.get(nid, 0) for nid in node_ids], dtype=np.int64)
+        banned = np.array([outcome.banned.get(nid, False) for nid in node_ids], dtype=bool)
     P = np.array([compute_penalty(int(c), cfg) for c in slash_count], dtype=np.float64) if n else np.zeros(0)
     R = compute_reputation_np(A, J, H, T, P, cfg)
 
     # §5 eligibility, first failing reason
-    banned = df["banned"].fill_null(False).to_numpy().astype(bool)
     registered_before_start = registered & (reg_at_i < start_us)
     reason = np.select(
         [~registered_before_start, banned, ~hw_verified, streak < cfg.min_streak_slots,
@@ -270,7 +301,9 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
         "late_events": inputs.late_events,
     }
     ledger = compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations)
-    return EpochResult(e, scores, rewards, epoch_row, ledger)
+    if outcome is not None:
+        ledger += compute_stake_ledger_entries(e, inputs.slashing, outcome, inputs.stake_balances, cfg)
+    return EpochResult(e, scores, rewards, epoch_row, ledger, outcome)
 
 
 def compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations):
@@ -291,6 +324,57 @@ def compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocati
             entry("unallocated", pool_name, ACCOUNT_POOL.format(pool=pool_name), ACCOUNT_UNALLOCATED,
                   alloc.unallocated_base_units)
     return entries
+
+
+def compute_stake_ledger_entries(e: int, slashing: SlashInputs, outcome: SlashOutcome,
+                                 balances: dict[str, int], cfg: RulesetConfig = RULESET_V1):
+    """Double entry for stake (§8): only final slashes move stake.
+
+    Each node's stake account is brought to its target at end(e),
+        target = max(0, deposit(end(e)) − Σ final slash amounts)
+    by one deposit (from `external:stake_deposits`) or withdrawal entry, then each slash that
+    became final at this close moves its amount from the node's stake to `treasury:slashed`.
+    The deposit entry is sized so that the account holds target + the slashes of this close
+    before they leave it: no stake account is ever below 0, between or after the entries."""
+    end_us = get_epoch_end_us(e, cfg)
+    final_total: dict[str, int] = {}
+    for d in outcome.decisions:
+        if d.status == STATUS_FINAL:
+            final_total[d.node_id] = final_total.get(d.node_id, 0) + d.amount_base_units
+    finalized = sorted(outcome.finalized, key=lambda d: d.decision_id)
+    slashed_now: dict[str, int] = {}
+    for d in finalized:
+        slashed_now[d.node_id] = slashed_now.get(d.node_id, 0) + d.amount_base_units
+    entries = []
+
+    def entry(kind: str, subject: str, debit: str, credit: str, amount: int) -> None:
+        entry_id = hashlib.sha256(f"{e}|{kind}|{subject}".encode()).hexdigest()
+        entries.append((entry_id, debit, credit, int(amount), e, f"reward_epoch:{e}:{kind}:{subject}"))
+
+    for node_id in sorted(set(slashing.stake_events) | set(balances) | set(final_total), key=str.encode):
+        deposit = compute_stake_deposit_before(slashing.stake_events.get(node_id, ()), end_us)
+        target = max(0, deposit - final_total.get(node_id, 0))
+        before = balances.get(node_id, 0)
+        now = slashed_now.get(node_id, 0)
+        delta = target + now - before
+        account = ACCOUNT_STAKE.format(node_id=node_id)
+        if delta > 0:
+            entry("stake_deposit", node_id, ACCOUNT_STAKE_EXTERNAL, account, delta)
+        elif delta < 0:
+            entry("stake_withdrawal", node_id, account, ACCOUNT_STAKE_EXTERNAL, -delta)
+        invariant(before + delta - now == target >= 0, f"stake of {node_id} stays >= 0 in epoch {e}")
+    for d in finalized:
+        if d.amount_base_units > 0:
+            entry("slash", d.decision_id, ACCOUNT_STAKE.format(node_id=d.node_id), ACCOUNT_SLASHED,
+                  d.amount_base_units)
+    return entries
+
+
+def compute_stake_deposit_before(stake_events, end_us: int) -> int:
+    """The declared deposit at end(e): the latest stake event with occurred_at < end(e)."""
+    from scoring.slashing import compute_stake_deposit
+
+    return compute_stake_deposit(stake_events, end_us - 1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -412,6 +496,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
     wm = con.execute("SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq <= $cutoff",
                      {"cutoff": cutoff_seq}).fetchone()[0]
     wm = None if wm is None else wm - cfg.allowed_lateness_s * 1_000_000
+    slashing = gather_slash_inputs(con, e, cutoff_seq, cfg)
     return EpochInputs(
         reward_epoch=e,
         first_reward_epoch=first_epoch,
@@ -422,7 +507,173 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         late_events=int(late),
         nodes=nodes,
         uptime_history=history,
+        slashing=slashing,
+        stake_balances=get_stake_balances(con, e),
     )
+
+
+def get_previous_cutoff(con, e: int) -> int:
+    """The arrival cutoff of the close of e − 1 (−1 when e is the first): what is new since."""
+    row = con.execute("SELECT input_arrival_seq FROM reward_epochs WHERE reward_epoch = ?", [e - 1]).fetchall()
+    return int(row[0][0]) if row else -1
+
+
+def get_stake_balances(con, e: int) -> dict[str, int]:
+    """Each node's stake account balance after the closes before e."""
+    rows = con.execute("""
+        SELECT account, sum(amount) FROM (
+            SELECT credit_account AS account, amount_base_units::HUGEINT AS amount FROM ledger_entries
+            WHERE reward_epoch < $e AND credit_account LIKE 'node:%:stake'
+            UNION ALL
+            SELECT debit_account, -amount_base_units::HUGEINT FROM ledger_entries
+            WHERE reward_epoch < $e AND debit_account LIKE 'node:%:stake')
+        GROUP BY account
+    """, {"e": e}).fetchall()
+    return {acct[len("node:"):-len(":stake")]: int(total) for acct, total in rows}
+
+
+def _decision_from_row(row: dict, e: int) -> Decision:
+    """A stored decision as it stood after the close of e − 1."""
+    resolved = row["resolved_in_epoch"]
+    settled = resolved is not None and resolved < e
+    return Decision(
+        decision_id=row["decision_id"], rule=row["rule"], node_id=row["node_id"], subject=row["subject"],
+        decided_at_us=row["decided_at_us"], evidence=tuple(row["evidence"]),
+        amount_base_units=row["amount_base_units"], stake_deposit_base_units=row["stake_deposit_base_units"],
+        stake_left_base_units=row["stake_left_base_units"], decided_in_epoch=row["decided_in_epoch"],
+        finality_epoch=row["finality_epoch"], detail=row["detail"],
+        status=row["status"] if settled else "proposed", resolved_in_epoch=resolved if settled else None,
+    )
+
+
+def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
+    """What the close of e needs for §8: the decisions made before it, the jobs and benchmarks to
+    check now (their check epoch is e, or evidence for them arrived since the previous close),
+    and the stake events, appeals and recorded slot bitmaps to decide them with."""
+    start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
+    prev = get_previous_cutoff(con, e)
+    p = {"e": e, "cutoff": cutoff_seq, "prev": prev, "start": start_us, "end": end_us}
+    cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
+    cols = [d[0] for d in cur.description]
+    decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
+
+    # Jobs: the standing job.completed per job_id (first by occurred_at, event_id) among those
+    # arrived; those with no decision yet whose check epoch may be e or that are new.
+    day_us = 86_400_000_000
+    rows = con.execute("""
+        WITH jc AS (
+            SELECT payload ->> '$.job_id' AS job_id, node_id, event_id, occurred_at_us, arrival_seq, payload
+            FROM archive_events WHERE event_type = 'job.completed' AND arrival_seq <= $cutoff
+        ), standing AS (
+            SELECT job_id, arg_min(event_id, (occurred_at_us, event_id)) AS event_id,
+                   max(arrival_seq) AS last_arrival
+            FROM jc GROUP BY job_id
+        ), approx AS (
+            SELECT jc.*, standing.last_arrival,
+                   CASE WHEN json_type(payload, '$.ended_at') IN ('UBIGINT', 'BIGINT')
+                        THEN (payload ->> '$.ended_at')::HUGEINT * 1000
+                        ELSE epoch_us(try_cast(payload ->> '$.ended_at' AS TIMESTAMPTZ)) END AS ended_approx
+            FROM standing JOIN jc USING (job_id, event_id)
+        )
+        SELECT job_id, node_id, event_id, occurred_at_us, payload FROM approx
+        WHERE sha256('downtime_during_job|' || job_id) NOT IN
+              (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
+          AND (last_arrival > $prev OR occurred_at_us >= $start OR ended_approx IS NULL
+               OR ended_approx >= $start - $day)
+        ORDER BY job_id
+    """, {**{k: p[k] for k in ("e", "cutoff", "prev", "start")}, "day": day_us}).fetchall()
+    import orjson
+
+    jobs = []
+    for job_id, node_id, event_id, occurred_at_us, payload in rows:
+        pl_ = orjson.loads(payload)
+        job = JobFacts(job_id, node_id, event_id, occurred_at_us, time_to_us(pl_["started_at"]),
+                       time_to_us(pl_["ended_at"]), time_to_us(pl_["committed_until"]), pl_["status"])
+        if compute_job_check_epoch(job, cfg) <= e:
+            jobs.append(job)
+
+    # The recorded slot bitmaps of the closed epochs the candidates' windows touch.
+    bitmaps: dict[str, dict[int, int]] = {}
+    spans = [(j.node_id, *w) for j in jobs if (w := compute_window_epochs(j, cfg)) is not None]
+    if spans:
+        spans_df = pl.DataFrame(spans, orient="row", schema=[("node_id", pl.String), ("lo", pl.Int64),  # noqa: F841
+                                                             ("hi", pl.Int64)])
+        for node_id, k, bm in con.execute("""
+            SELECT DISTINCT s.node_id, s.reward_epoch, s.slot_bitmap
+            FROM node_epoch_scores s JOIN spans_df w
+              ON s.node_id = w.node_id AND s.reward_epoch BETWEEN w.lo AND w.hi
+            WHERE s.reward_epoch < $e
+        """, {"e": e}).fetchall():
+            bitmaps.setdefault(node_id, {})[int(k)] = int(bm)
+
+    # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE slash_bench AS
+        SELECT node_id, event_id, occurred_at_us, arrival_seq, payload FROM archive_events
+        WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff
+    """, {"cutoff": cutoff_seq})
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE slash_bench_fp AS
+        SELECT DISTINCT event_id, unnest(json_extract_string(payload, '$.gpu_fingerprints[*]')) AS fp
+        FROM slash_bench
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
+        WITH reg AS (
+            SELECT node_id, arg_min(arrival_seq, (occurred_at_us, event_id)) AS reg_arrival,
+                   min(occurred_at_us) AS reg_at
+            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), new_fp AS (
+            SELECT DISTINCT f.fp FROM slash_bench_fp f JOIN slash_bench b USING (event_id) WHERE b.arrival_seq > $prev
+        )
+        SELECT b.event_id FROM slash_bench b LEFT JOIN reg USING (node_id)
+        WHERE b.occurred_at_us < $end
+          AND sha256('hardware_fraud|' || b.node_id || '|' || b.event_id) NOT IN
+              (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
+          AND (b.occurred_at_us >= $start OR b.arrival_seq > $prev OR coalesce(reg.reg_arrival > $prev, false)
+               OR coalesce(reg.reg_at >= $start AND reg.reg_at < $end, false)
+               OR b.event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (SELECT fp FROM new_fp)))
+    """, p)
+
+    def bench_facts(sql: str) -> list[BenchmarkFacts]:
+        out = []
+        for event_id, node_id, at, payload in con.execute(sql).fetchall():
+            b = orjson.loads(payload)
+            out.append(BenchmarkFacts(event_id, node_id, at, tuple(b["gpu_fingerprints"]), float(b["fp32_tflops"]),
+                                      float(b["mem_bandwidth_gbps"]), float(b["vram_gb"]), int(b["gpu_count"])))
+        return out
+
+    benchmarks = bench_facts("""
+        SELECT event_id, node_id, occurred_at_us, payload FROM slash_bench
+        WHERE event_id IN (SELECT event_id FROM slash_bench_cand) ORDER BY event_id""")
+    related = bench_facts("""
+        SELECT event_id, node_id, occurred_at_us, payload FROM slash_bench
+        WHERE event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (
+            SELECT fp FROM slash_bench_fp WHERE event_id IN (SELECT event_id FROM slash_bench_cand)))
+        ORDER BY event_id""") if benchmarks else []
+
+    registrations: dict[str, RegistrationFacts] = {}
+    stake_events: dict[str, list[tuple[int, str, int]]] = {}
+    for node_id, event_id, event_type, at, model, count, stake in con.execute("""
+        SELECT node_id, event_id, event_type, occurred_at_us, payload ->> '$.gpu_model',
+               (payload ->> '$.gpu_count')::BIGINT, (payload ->> '$.stake_base_units')::BIGINT
+        FROM archive_events
+        WHERE event_type IN ('node.registered', 'node.stake_changed') AND arrival_seq <= $cutoff
+        ORDER BY node_id, occurred_at_us, event_id
+    """, {"cutoff": cutoff_seq}).fetchall():
+        stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
+        if event_type == "node.registered" and node_id not in registrations:
+            registrations[node_id] = RegistrationFacts(node_id, event_id, at, model, int(count))
+
+    appeals: dict[str, list[tuple[int, str]]] = {}
+    for decision_id, at, event_id in con.execute("""
+        SELECT payload ->> '$.decision_id', occurred_at_us, event_id FROM archive_events
+        WHERE event_type = 'appeal.upheld' AND arrival_seq <= $cutoff ORDER BY 1, 2, 3
+    """, {"cutoff": cutoff_seq}).fetchall():
+        appeals.setdefault(decision_id, []).append((at, event_id))
+
+    return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)
 
 
 def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
@@ -452,6 +703,8 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
                 schema=[("entry_id", pl.String), ("debit_account", pl.String), ("credit_account", pl.String),
                         ("amount_base_units", pl.Int64), ("reward_epoch", pl.Int64), ("ref", pl.String)])
             con.execute("INSERT INTO ledger_entries BY NAME SELECT * FROM ledger")
+        if result.slashing is not None:
+            write_slash_decisions(con, result.slashing, row["ruleset_version"])
         cols = list(row) + ["closed_at", "engine_version"]
         from epochal import ENGINE_VERSION
 
@@ -465,12 +718,23 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
         invariant(int(back[0]) == row["allocated_base_units"], "rewards read back sum to the allocation")
         debit, credit = con.execute(
             "SELECT sum(amount_base_units) FILTER (debit_account = ?),"
-            " sum(amount_base_units) FILTER (credit_account LIKE 'node:%' OR credit_account = ?)"
+            " sum(amount_base_units) FILTER (credit_account LIKE 'node:%:rewards' OR credit_account = ?)"
             " FROM ledger_entries WHERE reward_epoch = ?",
             [ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, e],
         ).fetchone()
         invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
                   "the ledger moves exactly the emission from treasury to nodes and unallocated")
+        negative = con.execute("""
+            SELECT count(*) FROM (
+                SELECT account, sum(amount) AS balance FROM (
+                    SELECT credit_account AS account, amount_base_units::HUGEINT AS amount FROM ledger_entries
+                    WHERE credit_account LIKE 'node:%:stake'
+                    UNION ALL
+                    SELECT debit_account, -amount_base_units::HUGEINT FROM ledger_entries
+                    WHERE debit_account LIKE 'node:%:stake')
+                GROUP BY account) WHERE balance < 0
+        """).fetchall()[0][0]
+        invariant(negative == 0, f"no node stake account is below 0 after epoch {e}")
         from epochal.store import set_meta
 
         set_meta(con, "first_reward_epoch", str(inputs_first_epoch(con, e)))
@@ -478,6 +742,42 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+SLASH_DECISION_SCHEMA = [
+    ("decision_id", pl.String), ("node_id", pl.String), ("rule", pl.String), ("amount_base_units", pl.Int64),
+    ("decided_at", pl.Datetime("us", "UTC")), ("status", pl.String), ("evidence", pl.List(pl.String)),
+    ("subject", pl.String), ("decided_at_us", pl.Int64), ("stake_deposit_base_units", pl.Int64),
+    ("stake_left_base_units", pl.Int64), ("decided_in_epoch", pl.Int64), ("finality_epoch", pl.Int64),
+    ("resolved_in_epoch", pl.Int64), ("detail", pl.String), ("ruleset_version", pl.String),
+]
+
+
+def slash_decision_rows(decisions, ruleset_version: str) -> pl.DataFrame:
+    """Decisions as `slash_decisions` rows; decided_at keeps the exact microsecond (UTC)."""
+    epoch0 = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    from datetime import timedelta
+
+    rows = [(d.decision_id, d.node_id, d.rule, d.amount_base_units,
+             epoch0 + timedelta(microseconds=d.decided_at_us), d.status, list(d.evidence), d.subject,
+             d.decided_at_us, d.stake_deposit_base_units, d.stake_left_base_units, d.decided_in_epoch,
+             d.finality_epoch, d.resolved_in_epoch, d.detail, ruleset_version) for d in decisions]
+    return pl.DataFrame(rows, orient="row", schema=SLASH_DECISION_SCHEMA)
+
+
+def write_slash_decisions(con, outcome: SlashOutcome, ruleset_version: str) -> None:
+    """Inside the close's transaction: this close's decisions, then the statuses it settled."""
+    if outcome.new_decisions:
+        decisions = slash_decision_rows(outcome.new_decisions, ruleset_version)  # noqa: F841
+        con.execute("INSERT INTO slash_decisions BY NAME SELECT * FROM decisions")
+    for d in outcome.resolved:
+        con.execute("UPDATE slash_decisions SET status = ?, resolved_in_epoch = ? WHERE decision_id = ?",
+                    [d.status, d.resolved_in_epoch, d.decision_id])
+    e = outcome.reward_epoch
+    back = con.execute("SELECT count(*) FROM slash_decisions WHERE decided_in_epoch = ? OR resolved_in_epoch = ?",
+                       [e, e]).fetchall()[0][0]
+    want = len({d.decision_id for d in outcome.new_decisions} | {d.decision_id for d in outcome.resolved})
+    invariant(back == want, f"slash decisions of epoch {e} read back as written")
 
 
 def inputs_first_epoch(con, e: int) -> int:
