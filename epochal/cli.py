@@ -28,6 +28,10 @@ epoch_app = typer.Typer(no_args_is_help=True, help="Close, show and verify rewar
 node_app = typer.Typer(no_args_is_help=True, help="Scores of one node.")
 app.add_typer(epoch_app, name="epoch")
 app.add_typer(node_app, name="node")
+from epochal.cli_streams import streams_app  # noqa: E402
+app.add_typer(streams_app, name="streams")
+from epochal.cli_slashes import slashes_app  # noqa: E402
+app.add_typer(slashes_app, name="slashes")
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, highlight=False)

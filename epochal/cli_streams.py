@@ -1,0 +1,132 @@
+"""`epochal streams ...`: the live Kafka path (broker, publish, worker, status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+
+def _main_cli():
+    """epochal.cli (which imports this module), looked up at call time: its UserError and out."""
+    import sys
+
+    mod = sys.modules.get("epochal.cli")
+    if mod is None or not hasattr(mod, "UserError"):
+        main = sys.modules.get("__main__")
+        if main is not None and hasattr(main, "UserError"):
+            return main
+        import epochal.cli as mod
+    return mod
+
+DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
+
+streams_app = typer.Typer(no_args_is_help=True, help="The live path on Kafka: broker, publish, worker, status.")
+
+BootstrapOption = typer.Option(None, "--bootstrap",
+                               help="Kafka bootstrap HOST:PORT (default: $EPOCHAL_KAFKA, else 127.0.0.1:9092).")
+SegmentsOption = typer.Option(None, "--segments",
+                              help="Segment folder shared by the workers of a group (default: <db>.segments).")
+
+
+def _bootstrap(value: Optional[str]) -> str:
+    from streams.broker import BrokerError, env_bootstrap, split_bootstrap
+
+    b = value or env_bootstrap()
+    try:
+        split_bootstrap(b)
+    except BrokerError as exc:
+        raise _main_cli().UserError(str(exc)) from exc
+    return b
+
+
+@streams_app.command("broker")
+def broker(port: int = typer.Option(9092, "--port", help="Port on 127.0.0.1."),
+           partitions: int = typer.Option(4, "--partitions", help="Partitions of each contract topic."),
+           host: str = typer.Option("127.0.0.1", "--host", help="A loopback address to listen on.")) -> None:
+    """Start the local development broker (Tansu, memory only) and create the contract's topics."""
+    from streams.broker import BrokerError, is_loopback, run_broker_foreground
+
+    if not is_loopback(host):
+        raise _main_cli().UserError(f"the development broker listens on loopback addresses only, not {host}")
+    if partitions < 1:
+        raise _main_cli().UserError("--partitions must be at least 1")
+    try:
+        run_broker_foreground(port, partitions, host, on_ready=lambda b: _main_cli().out.print(
+            f"broker ready at {b} (memory only: a restart loses everything); topics created; Ctrl-C stops it"))
+    except BrokerError as exc:
+        raise _main_cli().UserError(str(exc)) from exc
+
+
+@streams_app.command("publish")
+def publish(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or folders of them."),
+            bootstrap: Optional[str] = BootstrapOption,
+            time_order: bool = typer.Option(False, "--time-order/--file-order",
+                                            help="Merge all files by occurred_at, as a live network sends them."),
+            partitions: int = typer.Option(4, "--partitions", help="Partitions of topics that must be created.")) -> None:
+    """Publish event files to the contract's topics, keyed by node_id (kafka-python, acks=all)."""
+    from epochal.replay import expand_paths
+    from streams.broker import BrokerError, ensure_topics, wait_for_broker
+    from streams.publish import publish as run_publish
+
+    for p in paths:
+        if not p.exists():
+            raise _main_cli().UserError(f"no such file or folder: {p}")
+    files = expand_paths(paths)
+    if not files:
+        raise _main_cli().UserError("no .jsonl event files in the given folders")
+    b = _bootstrap(bootstrap)
+    try:
+        wait_for_broker(b, 15.0)
+        ensure_topics(b, partitions)
+    except BrokerError as exc:
+        raise _main_cli().UserError(str(exc)) from exc
+    rep = run_publish(files, b, time_order=time_order)
+    _main_cli().out.print(f"published {rep.messages:,} messages from {len(files)} file(s) to {b} in {rep.seconds:.1f} s: "
+              + ", ".join(f"{t} {n:,}" for t, n in sorted(rep.by_topic.items())))
+
+
+@streams_app.command("worker")
+def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOption,
+           segments: Optional[Path] = SegmentsOption,
+           group: str = typer.Option("epochal", "--group", help="Consumer group id."),
+           batch: int = typer.Option(4000, "--batch", help="Most messages in one micro-batch."),
+           worker_id: Optional[str] = typer.Option(None, "--worker-id", help="Name in logs and status files.")) -> None:
+    """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
+    from epochal.store import resolve_db_path
+    from streams.broker import BrokerError, ensure_topics, wait_for_broker
+    from streams.worker import WorkerConfig, default_segments_dir, run_worker
+
+    path = resolve_db_path(db)
+    if not path.parent.exists():
+        raise _main_cli().UserError(f"the folder {path.parent} for the store does not exist")
+    if batch < 1:
+        raise _main_cli().UserError("--batch must be at least 1")
+    b = _bootstrap(bootstrap)
+    try:
+        wait_for_broker(b, 15.0)
+        ensure_topics(b)
+    except BrokerError as exc:
+        raise _main_cli().UserError(str(exc)) from exc
+    cfg = WorkerConfig(bootstrap=b, db=path, seg_dir=segments or default_segments_dir(path), group=group,
+                       batch_max=batch)
+    if worker_id:
+        cfg.worker_id = worker_id
+    raise typer.Exit(run_worker(cfg))
+
+
+@streams_app.command("status")
+def status(db: Optional[Path] = DbOption, segments: Optional[Path] = SegmentsOption) -> None:
+    """Consumer lag, rates and rejections as the workers last reported them."""
+    from epochal.store import resolve_db_path
+    from streams.status import format_status, pending_segments, read_status
+    from streams.worker import default_segments_dir
+
+    seg_dir = segments or default_segments_dir(resolve_db_path(db))
+    statuses = read_status(seg_dir)
+    if not statuses:
+        raise _main_cli().UserError(f"no worker has reported into {seg_dir} (start one with `epochal streams worker`)")
+    for line in format_status(statuses, pending_segments(seg_dir)):
+        _main_cli().out.print(line, soft_wrap=True)

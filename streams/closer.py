@@ -1,0 +1,343 @@
+"""The closer: the one process that owns the store, archives segments and closes epochs.
+
+It adds nothing to the rules. Each step:
+1. reads the segments written so far (in write order) and drops every message whose
+   (topic, partition, offset) it has archived already (a re-delivery after a crash or a
+   rebalance), so nothing is counted twice;
+2. stages the rest with the engine's own `Ingestor.stage_lines` (the fast path and the
+   reference parser; duplicates by `event_id`, conflicts, registrations: the batch rules), adds
+   the edge's `from_future` rejections, and commits. The Kafka offsets archived are written
+   in the same transaction, as the run's `sources` (`kafka@<topic>#<partition>=<first>-<last>`);
+3. feeds each `epochal.pings` partition's highest accepted ping time to the per-partition
+   watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
+   very close the batch replay runs;
+4. publishes what changed: `epochal.rejected` (raw message, topic, reason), `epochal.scores`
+   (each closed epoch's node rows, and live up-slot snapshots of the open epoch) and
+   `epochal.slashes` (decision rows not published yet, or whose status changed).
+
+Outputs are published after the store commit (at least once; keyed for idempotent readers).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from epochal import store
+from epochal.ingest import Ingestor
+from payouts.close import close_ready_epochs
+from scoring.ruleset import RULESET_V1, RulesetConfig
+from streams.segments import Message, list_segments, read_segment
+from streams.watermark import PartitionWatermark
+
+log = logging.getLogger("epochal.streams")
+
+PINGS_TOPIC = "epochal.pings"
+SOURCE_RE = re.compile(r"^kafka@(?P<topic>[^#]+)#(?P<partition>\d+)=(?P<first>\d+)-(?P<last>\d+)$")
+
+STREAM_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_partitions (
+    topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
+    archived_through BIGINT NOT NULL, max_ping_us BIGINT,
+    PRIMARY KEY (topic, "partition"));
+CREATE TABLE IF NOT EXISTS stream_published_slashes (
+    decision_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL);
+"""
+
+SCORE_COLUMNS = ("up_slots", "uptime_ratio", "streak_slots", "hw_verdict", "reputation", "rep_availability",
+                 "rep_jobs", "rep_hardware", "rep_tenure", "rep_penalty", "eligible", "ineligible_reason",
+                 "weight", "ruleset_version")
+
+
+@dataclass
+class StepReport:
+    messages: int = 0  # messages read from segments
+    skipped: int = 0  # already archived (re-deliveries)
+    inputs: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    pings: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    closed: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Closer:
+    def __init__(self, con, seg_dir: Path, cfg: RulesetConfig = RULESET_V1, outputs=None,
+                 live_every_s: float = 10.0, crash_hook=None) -> None:
+        self.con = con
+        self.seg_dir = Path(seg_dir)
+        self.cfg = cfg
+        self.outputs = outputs
+        self.live_every_s = live_every_s
+        self.crash_hook = crash_hook or (lambda point: None)
+        self.wm = PartitionWatermark(lateness_us=cfg.allowed_lateness_s * 1_000_000)
+        con.execute(STREAM_SCHEMA)
+        self.through: dict[tuple[str, int], int] = self._load_through()
+        now = time.time()
+        for topic, part, mx in con.execute(
+                "SELECT topic, \"partition\", max_ping_us FROM stream_partitions").fetchall():
+            if topic == PINGS_TOPIC:
+                self.wm.restore(part, mx, now)
+        self._live_since_seq = store.next_arrival_seq(con)
+        self._last_live = 0.0
+        self.totals = StepReport()
+        self.last_closed = store.last_closed_epoch(con)
+        self.bootstrap_started = now
+
+    @classmethod
+    def open(cls, db, seg_dir: Path, **kw) -> "Closer":
+        """Raises `store.StoreError` when another process holds the store."""
+        return cls(store.connect(db), seg_dir, **kw)
+
+    def close(self) -> None:
+        try:
+            self.con.execute("CHECKPOINT")
+        finally:
+            self.con.close()
+
+    # -- offsets archived --------------------------------------------------------------------
+    def _load_through(self) -> dict[tuple[str, int], int]:
+        through: dict[tuple[str, int], int] = {}
+        for topic, part, last in self.con.execute(
+                "SELECT topic, \"partition\", archived_through FROM stream_partitions").fetchall():
+            through[(topic, part)] = last
+        # the ingest runs are authoritative (written in the archive's own transaction)
+        rows = self.con.execute(
+            "SELECT unnest(string_split(sources, ':')) FROM ingest_runs WHERE sources LIKE 'kafka@%'").fetchall()
+        for (src,) in rows:
+            m = SOURCE_RE.match(src or "")
+            if m:
+                key = (m["topic"], int(m["partition"]))
+                through[key] = max(through.get(key, -1), int(m["last"]))
+        return through
+
+    def set_ping_partitions(self, partitions, now_s: float) -> None:
+        self.wm.set_partitions(partitions, now_s)
+
+    # -- one step ----------------------------------------------------------------------------
+    def step(self, now_s: float | None = None, max_messages: int = 100_000) -> StepReport:
+        t0 = time.perf_counter()
+        rep = StepReport()
+        segs, msgs = [], []
+        for s in list_segments(self.seg_dir):
+            msgs.extend(read_segment(s))
+            segs.append(s)
+            if len(msgs) >= max_messages:
+                break
+        rep.messages = len(msgs)
+        new: list[Message] = []
+        seen = dict(self.through)
+        for m in msgs:
+            key = (m.topic, m.partition)
+            if m.offset <= seen.get(key, -1):
+                rep.skipped += 1
+                continue
+            seen[key] = m.offset
+            new.append(m)
+        maxima: dict[int, int] = {}
+        if new:
+            maxima = self._archive(new, rep)
+        for m in msgs:
+            if m.topic == PINGS_TOPIC:
+                self.wm.observe(m.partition, m.received_us / 1e6, maxima.pop(m.partition, None))
+        self.through = seen
+        for s in segs:
+            s.unlink(missing_ok=True)
+        now_s = time.time() if now_s is None else now_s
+        wm = self.wm.current(now_s)
+        if wm is not None:
+            self.crash_hook("before_close")
+            results = close_ready_epochs(self.con, self.cfg, watermark_us=wm,
+                                         on_closed=lambda r: self.crash_hook("between_closes"))
+            if results:
+                rep.closed = [r.reward_epoch for r in results]
+                self.last_closed = results[-1].reward_epoch
+                self._publish_closed(results)
+                self._publish_slashes()
+        if self.outputs is not None and time.monotonic() - self._last_live >= self.live_every_s:
+            self._last_live = time.monotonic()
+            self._publish_live()
+        if self.outputs is not None:
+            self.outputs.flush()
+        rep.seconds = time.perf_counter() - t0
+        self._add_totals(rep)
+        return rep
+
+    def _archive(self, new: list[Message], rep: StepReport) -> dict[int, int]:
+        con, cfg = self.con, self.cfg
+        valid = [m for m in new if m.reject_reason is None]
+        edge = [m for m in new if m.reject_reason is not None]
+        ordered = valid + edge  # seq i of this run ↔ ordered[i]
+        base = store.next_arrival_seq(con)
+        last_closed = store.last_closed_epoch(con)
+        ing, new_api = _make_ingestor(con, cfg, base, last_closed)
+        ranges: dict[tuple[str, int], list[int]] = {}
+        for m in new:
+            r = ranges.setdefault((m.topic, m.partition), [m.offset, m.offset])
+            r[0], r[1] = min(r[0], m.offset), max(r[1], m.offset)
+        ing.sources = [f"kafka@{t}#{p}={lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items())]
+        ing.stage_lines([m.value or b"" for m in valid], "kafka")
+        for m in edge:
+            _stage_edge_rejection(ing, m)
+        seqmap = pl.DataFrame({  # noqa: F841 (read by DuckDB by name)
+            "seq": pl.Series(range(len(ordered)), dtype=pl.Int64),
+            "topic": [m.topic for m in ordered],
+            "partition": pl.Series([m.partition for m in ordered], dtype=pl.Int32),
+            "offset": pl.Series([m.offset for m in ordered], dtype=pl.Int64),
+        })
+        con.register("stream_seqmap", seqmap)
+        try:
+            # The topic a rejected message came from, and where (rejected_events.source).
+            con.execute("""
+                UPDATE stage_rejects SET topic = m.topic,
+                       source = 'kafka:' || m.topic || '/' || m."partition" || '@' || m."offset"
+                FROM stream_seqmap m WHERE stage_rejects.seq = m.seq
+            """)
+            self.crash_hook("before_archive_commit")
+            counts = ing.commit() if new_api else ing.commit(base, last_closed)
+            self.crash_hook("after_archive_commit")
+            end = base + len(ordered) - 1
+            maxima = dict(con.execute(f"""
+                SELECT m."partition", max(a.occurred_at_us) FROM archive_pings a
+                JOIN stream_seqmap m ON a.arrival_seq = {base} + m.seq
+                WHERE a.arrival_seq BETWEEN {base} AND {end} AND m.topic = '{PINGS_TOPIC}'
+                GROUP BY 1""").fetchall())
+            rejected = con.execute(f"""
+                SELECT arrival_seq - {base}, reason, detail, event_id, event_type FROM rejected_events
+                WHERE arrival_seq BETWEEN {base} AND {end} ORDER BY arrival_seq""").fetchall()
+        finally:
+            con.unregister("stream_seqmap")
+        self._save_partitions(ranges, maxima)
+        rep.inputs, rep.accepted, rep.duplicates = counts.inputs, counts.accepted, counts.duplicates
+        rep.rejected, rep.pings, rep.by_reason = counts.rejected, counts.pings, dict(counts.by_reason)
+        if self.outputs is not None:
+            for seq, reason, detail, event_id, event_type in rejected:
+                m = ordered[seq] if 0 <= seq < len(ordered) else None
+                self.outputs.rejected(m, reason, detail, event_id, event_type)
+        return {int(p): int(v) for p, v in maxima.items() if v is not None}
+
+    def _save_partitions(self, ranges, maxima) -> None:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for (topic, part), (_lo, hi) in ranges.items():
+                mx = maxima.get(part) if topic == PINGS_TOPIC else None
+                con.execute("""
+                    INSERT INTO stream_partitions VALUES (?, ?, ?, ?)
+                    ON CONFLICT (topic, "partition") DO UPDATE SET
+                      archived_through = greatest(stream_partitions.archived_through, excluded.archived_through),
+                      max_ping_us = CASE WHEN excluded.max_ping_us IS NULL THEN stream_partitions.max_ping_us
+                                         ELSE greatest(coalesce(stream_partitions.max_ping_us, excluded.max_ping_us),
+                                                       excluded.max_ping_us) END
+                """, [topic, part, hi, mx])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- outputs -----------------------------------------------------------------------------
+    def _publish_closed(self, results) -> None:
+        if self.outputs is None:
+            return
+        for r in results:
+            paid = {row[1]: row[3] for row in r.rewards}
+            manifest = r.epoch_row["manifest_sha256"]
+            cols = [c for c in SCORE_COLUMNS if c in r.scores.columns]
+            for row in r.scores.select(["node_id", *cols]).iter_rows(named=True):
+                snap = {"kind": "epoch_closed", "reward_epoch": r.reward_epoch, **row,
+                        "amount_base_units": paid.get(row["node_id"], 0), "manifest_sha256": manifest}
+                self.outputs.score(row["node_id"], snap)
+
+    def _publish_slashes(self) -> None:
+        if self.outputs is None:
+            return
+        rows = self.con.execute("""
+            SELECT d.decision_id, d.node_id, d.rule, d.amount_base_units, d.decided_at, d.status, d.evidence
+            FROM slash_decisions d LEFT JOIN stream_published_slashes p USING (decision_id)
+            WHERE p.decision_id IS NULL OR p.status <> d.status ORDER BY d.decided_at, d.decision_id
+        """).fetchall()
+        for did, node, rule, amount, decided_at, status, evidence in rows:
+            self.outputs.slash(node, {"decision_id": did, "node_id": node, "rule": rule,
+                                      "amount_base_units": amount, "decided_at": decided_at.isoformat(),
+                                      "status": status, "evidence": list(evidence or [])})
+            self.con.execute("INSERT INTO stream_published_slashes VALUES (?, ?) ON CONFLICT (decision_id)"
+                             " DO UPDATE SET status = excluded.status", [did, status])
+
+    def _publish_live(self) -> None:
+        since = self._live_since_seq
+        self._live_since_seq = store.next_arrival_seq(self.con)
+        closed = -1 if self.last_closed is None else self.last_closed
+        rows = self.con.execute(f"""
+            WITH touched AS (SELECT DISTINCT node_id FROM archive_pings
+                             WHERE arrival_seq >= {since} AND reward_epoch > {closed})
+            SELECT p.reward_epoch, p.node_id,
+                   bit_count(bit_or(CASE WHEN p.reachable THEN 1::UBIGINT << p.slot::INTEGER
+                                    ELSE 0::UBIGINT END))::INTEGER AS up_slots,
+                   count(*) AS pings, max(p.occurred_at_us) AS last_ping_us
+            FROM archive_pings p JOIN touched USING (node_id)
+            WHERE p.reward_epoch > {closed} GROUP BY ALL ORDER BY 1, 2
+        """).fetchall()
+        for e, node, up, n, last in rows:
+            self.outputs.score(node, {"kind": "live", "reward_epoch": e, "node_id": node, "up_slots": up,
+                                      "uptime_ratio": up / self.cfg.slots_per_epoch, "pings": n,
+                                      "last_ping_us": last})
+
+    def _add_totals(self, rep: StepReport) -> None:
+        t = self.totals
+        for f in ("messages", "skipped", "inputs", "accepted", "duplicates", "rejected", "pings"):
+            setattr(t, f, getattr(t, f) + getattr(rep, f))
+        for k, v in rep.by_reason.items():
+            t.by_reason[k] = t.by_reason.get(k, 0) + v
+        t.closed.extend(rep.closed)
+        t.seconds += rep.seconds
+
+    def status(self, now_s: float) -> dict:
+        t = self.totals
+        return {"last_closed_epoch": self.last_closed, "archived_messages": t.messages - t.skipped,
+                "skipped_redeliveries": t.skipped, "inputs": t.inputs, "accepted": t.accepted,
+                "duplicates": t.duplicates, "rejected": t.rejected, "rejected_by_reason": t.by_reason,
+                "pings_archived": t.pings, "closed_this_run": t.closed, "busy_s": round(t.seconds, 3),
+                **self.wm.snapshot(now_s)}
+
+
+# ----------------------------------------------------------------------------------------
+# the engine's ingest, as it is today
+# ----------------------------------------------------------------------------------------
+
+def _make_ingestor(con, cfg, base: int, last_closed):
+    """An Ingestor continuing the store's arrival order (both forms of its API)."""
+    params = inspect.signature(Ingestor.__init__).parameters
+    if "base_seq" in params:
+        return Ingestor(con, cfg, base_seq=base, last_closed=last_closed), True
+    return Ingestor(con, cfg), False
+
+
+def _stage_edge_rejection(ing: Ingestor, m: Message) -> None:
+    """A message the live edge rejected (from_future) as one input of the run, rejected with its
+    reason, so that the run's counts still add up. Uses the Ingestor's reject staging."""
+    from epochal.ingest import RAW_KEEP_BYTES
+
+    event_id = event_type = None
+    try:
+        obj = orjson.loads(m.value)
+        if isinstance(obj, dict):
+            event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+            event_type = obj.get("event_type") if isinstance(obj.get("event_type"), str) else None
+    except orjson.JSONDecodeError:
+        pass
+    seq = ing.seq
+    ing.seq += 1
+    ing.counts.inputs += 1
+    raw = (m.value or b"")[:RAW_KEEP_BYTES].decode("utf-8", "replace")
+    ing._rejects.append((seq, m.reject_reason, m.reject_detail, raw, len(m.value or b""), event_id,
+                         event_type, m.topic, "kafka"))
+    ing._flush_slow()

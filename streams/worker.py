@@ -1,0 +1,298 @@
+"""`epochal streams worker`: the faust app.
+
+One agent (concurrency 1) consumes the four input topics in micro-batches
+(`stream.take_events`). For each micro-batch it
+1. judges the live edge (`from_future`, needs the arrival wall clock),
+2. writes the batch as one segment file (durable, whole or absent; `streams.segments`),
+3. if this process owns the store (the closer), archives and closes right away
+   (`streams.closer.Closer.step`: the engine's own ingest and close).
+The events are acknowledged only when the agent asks for the next batch, after all of that,
+so faust commits an offset only once its message is durably in a segment (at least once).
+Anything unexpected while handling a batch ends the process at once (exit 70) rather than let
+faust acknowledge a batch that was not handled; a restart re-reads from the committed offsets
+and the closer drops what it has archived already.
+
+Several workers in one consumer group split the partitions; each writes segments into the
+shared segment folder, and the one holding the DuckDB file's lock is the closer (the others
+retry the lock every few seconds, so a closer that dies is replaced). Started alone, a worker
+is the whole pipeline.
+
+Faust Tables are not used: the archive is what epochs close from, live per-node figures are
+read from it, and on Tansu a Table's changelog recovery cannot be trusted anyway (its
+ListOffsets answer is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from epochal import store
+from scoring.ruleset import RULESET_V1
+from streams.broker import INPUT_TOPICS
+from streams.closer import PINGS_TOPIC, Closer
+from streams.segments import Message, edge_check, now_us, write_segment
+
+log = logging.getLogger("epochal.streams")
+
+
+@dataclass
+class WorkerConfig:
+    bootstrap: str
+    db: Path
+    seg_dir: Path
+    group: str = "epochal"
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    batch_max: int = 4000
+    within_s: float = 0.5
+    status_every_s: float = 10.0
+    closer_retry_s: float = 5.0
+    session_timeout_s: float = 10.0
+    live_every_s: float = 10.0
+
+
+def default_segments_dir(db: Path) -> Path:
+    return Path(str(db) + ".segments")
+
+
+class CrashHook:
+    """Fault injection for the crash tests: `EPOCHAL_STREAMS_CRASH=<point>:<n>` kills this
+    process with SIGKILL the n-th time it reaches <point>. Unset, it does nothing."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.point, self.n = None, 0
+        if spec:
+            self.point, _, n = spec.partition(":")
+            self.n = int(n or 1)
+        self.hits = 0
+
+    def __call__(self, point: str) -> None:
+        if point == self.point:
+            self.hits += 1
+            if self.hits >= self.n:
+                log.warning("crash hook: SIGKILL at %s (#%d)", point, self.hits)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Pipeline:
+    def __init__(self, cfg: WorkerConfig, outputs=None) -> None:
+        self.cfg = cfg
+        self.outputs = outputs
+        self.crash = CrashHook(os.environ.get("EPOCHAL_STREAMS_CRASH"))
+        self.closer: Closer | None = None
+        self._closer_tried = 0.0
+        self.started = time.time()
+        self.consumed = 0
+        self.consumed_by_topic: dict[str, int] = {t: 0 for t in INPUT_TOPICS}
+        self.edge_rejected = 0
+        self.segments = 0
+        self.last_offset: dict[tuple[str, int], int] = {}
+        self.lag: dict[str, int | None] = {}
+        self._last_status = 0.0
+        self._last_counts = (time.monotonic(), 0, 0)
+        self.rates = {"messages_per_s": 0.0, "pings_per_s": 0.0}
+        self.ping_partitions: list[int] = []
+        self._partitions_at = 0.0
+
+    # -- the closer role ---------------------------------------------------------------------
+    def try_become_closer(self) -> None:
+        if self.closer is not None or time.monotonic() - self._closer_tried < self.cfg.closer_retry_s:
+            return
+        self._closer_tried = time.monotonic()
+        try:
+            self.closer = Closer.open(self.cfg.db, self.cfg.seg_dir, cfg=RULESET_V1, outputs=self.outputs,
+                                      live_every_s=self.cfg.live_every_s, crash_hook=self.crash)
+        except store.StoreError as exc:
+            log.info("not the closer (%s); writing segments only", exc)
+            return
+        log.info("closer: this worker owns %s", self.cfg.db)
+        self._refresh_partitions(force=True)
+
+    def _refresh_partitions(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._partitions_at < 60:
+            return
+        self._partitions_at = time.monotonic()
+        try:
+            from kafka import KafkaConsumer
+
+            c = KafkaConsumer(bootstrap_servers=self.cfg.bootstrap, client_id="epochal-meta",
+                              request_timeout_ms=10000)
+            try:
+                parts = c.partitions_for_topic(PINGS_TOPIC) or set()
+            finally:
+                c.close()
+            self.ping_partitions = sorted(parts)
+        except Exception as exc:  # noqa: BLE001 - metadata is best effort; segments still say
+            log.warning("cannot read the partitions of %s: %s", PINGS_TOPIC, exc)
+        if self.closer is not None and self.ping_partitions:
+            self.closer.set_ping_partitions(self.ping_partitions, time.time())
+
+    # -- a micro-batch -----------------------------------------------------------------------
+    def handle(self, events) -> None:
+        received = now_us()
+        msgs = []
+        for ev in events:
+            m = ev.message
+            msgs.append(Message(m.topic, m.partition, m.offset, m.value or b"", received))
+            self.last_offset[(m.topic, m.partition)] = m.offset
+            self.consumed_by_topic[m.topic] = self.consumed_by_topic.get(m.topic, 0) + 1
+        self.edge_rejected += edge_check(msgs, RULESET_V1)
+        write_segment(self.cfg.seg_dir, self.cfg.worker_id, msgs)
+        self.segments += 1
+        self.consumed += len(msgs)
+        self.crash("after_segment")
+        if self.closer is not None:
+            self._step()
+
+    def _step(self) -> None:
+        rep = self.closer.step()
+        if rep.closed:
+            log.info("closed epoch(s) %s (watermark %s)", rep.closed, self.closer.wm.current(time.time()))
+
+    def tick(self) -> None:
+        self.try_become_closer()
+        if self.closer is not None:
+            self._refresh_partitions()
+            self._step()
+
+    # -- visibility --------------------------------------------------------------------------
+    def status(self) -> dict:
+        now = time.time()
+        t, msgs, pings = self._last_counts
+        cur_pings = self.closer.totals.pings if self.closer else 0
+        dt = time.monotonic() - t
+        if dt >= 1.0:
+            self.rates = {"messages_per_s": round((self.consumed - msgs) / dt, 1),
+                          "pings_per_s": round((cur_pings - pings) / dt, 1)}
+            self._last_counts = (time.monotonic(), self.consumed, cur_pings)
+        st = {"worker_id": self.cfg.worker_id, "pid": os.getpid(), "group": self.cfg.group,
+              "bootstrap": self.cfg.bootstrap, "db": str(self.cfg.db), "updated_at": now,
+              "uptime_s": round(now - self.started, 1), "closer": self.closer is not None,
+              "consumed": self.consumed, "consumed_by_topic": self.consumed_by_topic,
+              "edge_rejected_from_future": self.edge_rejected, "segments_written": self.segments,
+              "lag": self.lag, "lag_total": sum(v for v in self.lag.values() if v is not None),
+              **self.rates}
+        if self.closer is not None:
+            st["store"] = self.closer.status(now)
+        return st
+
+    def write_status(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_status < self.cfg.status_every_s:
+            return
+        self._last_status = time.monotonic()
+        st = self.status()
+        self.cfg.seg_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cfg.seg_dir / f"status-{self.cfg.worker_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(st, default=str, indent=1))
+        os.replace(tmp, path)
+        s = st.get("store", {})
+        log.info("consumed %d msgs (%.0f msg/s, %.0f pings/s archived), lag %s, rejected %s%s, last closed %s,"
+                 " watermark %s", st["consumed"], st["messages_per_s"], st["pings_per_s"], st["lag_total"],
+                 s.get("rejected", "-"), f" {s.get('rejected_by_reason')}" if s.get("rejected_by_reason") else "",
+                 s.get("last_closed_epoch", "-"), s.get("watermark_us", "-"))
+
+    def shutdown(self) -> None:
+        try:
+            self.write_status(force=True)
+        except Exception:  # noqa: BLE001
+            pass
+        if self.closer is not None:
+            self.closer.close()
+            self.closer = None
+        if self.outputs is not None:
+            self.outputs.close()
+
+
+def _die(exc: BaseException) -> None:
+    log.critical("a batch could not be handled; exiting so that it is not acknowledged: %r", exc, exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+def build_app(cfg: WorkerConfig, pipeline: Pipeline):
+    import faust
+
+    app = faust.App(
+        cfg.group,
+        broker=f"kafka://{cfg.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        broker_session_timeout=cfg.session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    topic = app.topic(*INPUT_TOPICS, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(topic, concurrency=1, name="epochal-ingest")
+    async def ingest(stream):
+        async for events in stream.take_events(cfg.batch_max, within=cfg.within_s):
+            try:
+                pipeline.handle(events)  # synchronous: nothing can cancel it half-way
+            except BaseException as exc:  # noqa: BLE001
+                _die(exc)
+
+    @app.timer(1.0)
+    async def tick():
+        try:
+            pipeline.tick()
+        except BaseException as exc:  # noqa: BLE001
+            _die(exc)
+        try:
+            lag = {}
+            for tp in app.consumer.assignment():
+                hw = app.consumer.highwater(tp)
+                pos = pipeline.last_offset.get((tp.topic, tp.partition))
+                known = hw is not None and pos is not None
+                lag[f"{tp.topic}/{tp.partition}"] = max(0, hw - (pos + 1)) if known else None
+            pipeline.lag = lag
+        except Exception:  # noqa: BLE001 - lag is for people; never let it stop the worker
+            pass
+        pipeline.write_status()
+
+    return app
+
+
+def _setup_logging(level: int) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(asctime)s [epochal.streams] %(levelname)s %(message)s"))
+    log.handlers[:] = [h]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
+    from faust import Worker
+
+    from streams.outputs import OutputSink
+
+    _setup_logging(logging.INFO)
+    cfg.seg_dir.mkdir(parents=True, exist_ok=True)
+    outputs = OutputSink(cfg.bootstrap)
+    pipeline = Pipeline(cfg, outputs)
+    pipeline.try_become_closer()
+    app = build_app(cfg, pipeline)
+    log.info("worker %s: group %s on %s, store %s, segments %s", cfg.worker_id, cfg.group, cfg.bootstrap,
+             cfg.db, cfg.seg_dir)
+    worker = Worker(app, loglevel=faust_loglevel, quiet=True, override_logging=False,
+                    loop=asyncio.new_event_loop())
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        pipeline.shutdown()
+    return 0
