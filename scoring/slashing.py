@@ -407,7 +407,8 @@ def get_downtime_candidates(inputs: SlashInputs, current_bitmaps: Mapping[str, i
         if first_down is not None:
             parts.append(f"{cfg.downtime_min_gap_slots}+ consecutive non-up slots from slot {first_down}"
                          f" (epoch {first_down // cfg.slots_per_epoch}, slot {first_down % cfg.slots_per_epoch})")
-        out.append((job, "; ".join(parts) + f"; window slots {window.start}..{window.stop - 1}"))
+        span = f"window slots {window.start}..{window.stop - 1}" if window else "no whole slot in the window"
+        out.append((job, "; ".join(parts) + "; " + span))
     return out
 
 
