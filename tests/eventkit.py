@@ -68,6 +68,14 @@ class EventKit:
                              committed_until=ms(committed_until_min if committed_until_min is not None else end_min),
                              status=status, gpu_hours=1.0, fee_base_units=1000))
 
+    def stake_changed(self, node: str, at_min: float, stake: int, event_id: str | None = None) -> dict:
+        return self.add(dict(event_id=event_id or f"stake-{node}-{at_min}", event_type="node.stake_changed",
+                             schema_version=1, node_id=node, occurred_at=ms(at_min), stake_base_units=stake))
+
+    def appeal(self, node: str, decision_id: str, at_min: float, event_id: str | None = None) -> dict:
+        return self.add(dict(event_id=event_id or f"appeal-{decision_id[:12]}-{at_min}", event_type="appeal.upheld",
+                             schema_version=1, node_id=node, occurred_at=ms(at_min), decision_id=decision_id))
+
     def lines(self) -> list[bytes]:
         return [orjson.dumps(e) for e in self.events]
 
