@@ -111,6 +111,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", nargs="+", choices=[k for k, v in BENCHMARKS.items() if v], default=None)
     ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (bench/results.json)")
     ap.add_argument("--engine", type=Path, default=None, help="the checkout whose engine to measure")
+    ap.add_argument("--rev", default=None,
+                    help="measure the engine of this git revision (e.g. HEAD), exported to a scratch directory, "
+                         "so that uncommitted edits in the working tree are not measured")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch space (default: a temp dir)")
     a = ap.parse_args(argv)
     if a.engine is not None:
@@ -119,13 +122,28 @@ def main(argv: list[str]) -> int:
             return 2
         os.environ["EPOCHAL_BENCH_ENGINE"] = str(a.engine.resolve())
 
+    export_dir = None
+    git_info = _git()
+    if a.rev is not None:
+        export_dir = tempfile.TemporaryDirectory(prefix="epochal-bench-engine-", dir=a.workdir)
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--verify", a.rev + "^{commit}"], cwd=ROOT, check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", export_dir.name], input=archive, check=True)
+        except subprocess.CalledProcessError as exc:
+            print(f"bench/run: cannot export revision {a.rev}: {(exc.stderr or b'')!s:.200}", file=sys.stderr)
+            return 2
+        os.environ["EPOCHAL_BENCH_ENGINE"] = export_dir.name
+        git_info = {"commit": commit, "engine_dirty": False, "rev": a.rev}
+
     t_start = time.perf_counter()
     results: dict = {
         "suite": "epochal bench",
         "mode": "quick" if a.quick else "full",
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "git": _git(),
+        "git": git_info,
         "engine": os.environ.get("EPOCHAL_BENCH_ENGINE", str(ROOT)),
         "benchmarks": {},
     }
@@ -164,6 +182,8 @@ def main(argv: list[str]) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     _print_table(results, a.quick)
+    if export_dir is not None:
+        export_dir.cleanup()
 
     if any(b["status"] == "error" for b in results["benchmarks"].values()):
         return 2
