@@ -93,7 +93,9 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
            segments: Optional[Path] = SegmentsOption,
            group: str = typer.Option("epochal", "--group", help="Consumer group id."),
            batch: int = typer.Option(4000, "--batch", help="Most messages in one micro-batch."),
-           worker_id: Optional[str] = typer.Option(None, "--worker-id", help="Name in logs and status files.")) -> None:
+           worker_id: Optional[str] = typer.Option(None, "--worker-id", help="Name in logs and status files."),
+           status_every: float = typer.Option(10.0, "--status-every",
+                                              help="Seconds between status lines (and status file updates).")) -> None:
     """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
     from epochal.store import resolve_db_path
     from streams.broker import BrokerError, ensure_topics, wait_for_broker
@@ -111,7 +113,7 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
     except BrokerError as exc:
         raise _main_cli().UserError(str(exc)) from exc
     cfg = WorkerConfig(bootstrap=b, db=path, seg_dir=segments or default_segments_dir(path), group=group,
-                       batch_max=batch)
+                       batch_max=batch, status_every_s=max(0.5, status_every))
     if worker_id:
         cfg.worker_id = worker_id
     raise typer.Exit(run_worker(cfg))

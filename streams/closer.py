@@ -306,6 +306,7 @@ class Closer:
                 "skipped_redeliveries": t.skipped, "inputs": t.inputs, "accepted": t.accepted,
                 "duplicates": t.duplicates, "rejected": t.rejected, "rejected_by_reason": t.by_reason,
                 "pings_archived": t.pings, "closed_this_run": t.closed, "busy_s": round(t.seconds, 3),
+                "archived_through": {f"{tp}/{p}": o for (tp, p), o in sorted(self.through.items())},
                 **self.wm.snapshot(now_s)}
 
 

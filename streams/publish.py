@@ -30,6 +30,7 @@ FILE_HINTS = {"node": "epochal.nodes", "ping": "epochal.pings", "job": "epochal.
 class PublishReport:
     messages: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
+    last_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" → last offset written
     seconds: float = 0.0
 
 
@@ -96,6 +97,12 @@ def iter_messages(paths: list[Path], time_order: bool) -> Iterator[tuple[str, by
         yield topic, key, line
 
 
+def _note_offset(last: dict[str, int], md) -> None:
+    k = f"{md.topic}/{md.partition}"
+    if md.offset > last.get(k, -1):
+        last[k] = md.offset
+
+
 def make_producer(bootstrap: str):
     from kafka import KafkaProducer
 
@@ -114,7 +121,9 @@ def publish(paths: list[Path], bootstrap: str, *, time_order: bool = False, prod
     failures: list[BaseException] = []
     try:
         for topic, key, value in itertools.chain(iter_messages(paths, time_order), extra or []):
-            producer.send(topic, key=key, value=value).add_errback(failures.append)
+            fut = producer.send(topic, key=key, value=value)
+            fut.add_callback(_note_offset, rep.last_offsets)
+            fut.add_errback(failures.append)
             rep.messages += 1
             rep.by_topic[topic] = rep.by_topic.get(topic, 0) + 1
         producer.flush(300)

