@@ -264,3 +264,26 @@ def test_slashes_list_and_show_print_the_decision_and_its_evidence(tmp_path):
     assert '"job_id":"job-1"' in shown.stdout and "non-up slots" in shown.stdout
     for bad in (cli("show", "nope"), cli("list", "--status", "bogus")):
         assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_late_evidence_is_decided_at_the_next_close(tmp_path):
+    kit = EventKit()
+    node(kit, "n1", 4, down(100, 5))
+    node(kit, "n2", 4)
+    con = run(kit, tmp_path)
+    con.close()
+    late = EventKit()
+    late.job("n1", "job-1", 90, 120)  # its check epoch (1) closed long ago
+    late.benchmark("n2", 30, H100[0] * 2, H100[1], 80.0, fingerprints=["fp-n2"], event_id="b-late")
+    late.pings("n1", range(4 * 60 + 10, 5 * 60 + 10))
+    report = replay([late.write(tmp_path / "late.jsonl")], tmp_path / "s.duckdb")
+    assert [r.reward_epoch for r in report.closed] == [4]
+    con = connect(tmp_path / "s.duckdb")
+    rows = con.execute("SELECT subject, decided_in_epoch, decided_at_us FROM slash_decisions ORDER BY 1").fetchall()
+    assert rows == [("job-1", 4, ms(120) * 1000), ("n2|b-late", 4, ms(30) * 1000)]
+    assert score(con, 3, "n2")[4] is False and score(con, 4, "n2")[1:] == ("banned", 1, 0.5, True)
+    for e in range(5):
+        assert verify_epoch(con, e) == []
+    # a second replay of the same files decides nothing twice
+    replay([late.write(tmp_path / "late.jsonl")], tmp_path / "s.duckdb")
+    assert con.execute("SELECT count(*) FROM slash_decisions").fetchone()[0] == 2
