@@ -68,9 +68,7 @@ def future_check(value: bytes, received_us: int, cfg: RulesetConfig = RULESET_V1
         times.extend(p.get("occurred_at") for p in obj["pings"] if isinstance(p, dict))
     limit = received_us + cfg.max_future_skew_s * 1_000_000
     latest = None
-    for t in times:
-        if t is None or isinstance(t, bool) or not isinstance(t, (int, str)):
-            continue
+    for t in _candidates(times):
         try:
             us = time_to_us(t)
         except (ValueError, TypeError, OverflowError):
@@ -81,6 +79,31 @@ def future_check(value: bytes, received_us: int, cfg: RulesetConfig = RULESET_V1
         ahead = (latest - received_us) / 1e6
         return f"occurred_at is {ahead:.0f} s after the message arrived (more than {cfg.max_future_skew_s} s)"
     return None
+
+
+def _candidates(times: list) -> list:
+    """The times that can be the latest, without converting every one: the largest integer
+    (epoch ms), the lexicographically largest RFC 3339 string among those of one fixed form
+    (same length, separator and 'Z'; for them text order is time order), every other string."""
+    ints: list[int] = []
+    fixed: dict[tuple, str] = {}
+    out: list = []
+    for t in times:
+        tt = type(t)
+        if tt is int:
+            ints.append(t)
+        elif tt is str:
+            if len(t) >= 20 and t[-1] == "Z":
+                k = (len(t), t[10])
+                cur = fixed.get(k)
+                if cur is None or t > cur:
+                    fixed[k] = t
+            else:
+                out.append(t)
+    if ints:
+        out.append(max(ints))
+    out.extend(fixed.values())
+    return out
 
 
 def edge_check(msgs: list[Message], cfg: RulesetConfig = RULESET_V1) -> int:

@@ -101,6 +101,8 @@ class Pipeline:
         self.rates = {"messages_per_s": 0.0, "pings_per_s": 0.0}
         self.ping_partitions: list[int] = []
         self._partitions_at = 0.0
+        self.first_batch_at: float | None = None  # wall clock when the first batch arrived
+        self.last_batch_done_at: float | None = None  # ... and when the latest was fully handled
 
     # -- the closer role ---------------------------------------------------------------------
     def try_become_closer(self) -> None:
@@ -138,6 +140,8 @@ class Pipeline:
     # -- a micro-batch -----------------------------------------------------------------------
     def handle(self, events) -> None:
         received = now_us()
+        if self.first_batch_at is None:
+            self.first_batch_at = received / 1e6
         msgs = []
         for ev in events:
             m = ev.message
@@ -151,6 +155,7 @@ class Pipeline:
         self.crash("after_segment")
         if self.closer is not None:
             self._step()
+        self.last_batch_done_at = time.time()
 
     def _step(self) -> None:
         rep = self.closer.step()
@@ -178,6 +183,7 @@ class Pipeline:
               "uptime_s": round(now - self.started, 1), "closer": self.closer is not None,
               "consumed": self.consumed, "consumed_by_topic": self.consumed_by_topic,
               "edge_rejected_from_future": self.edge_rejected, "segments_written": self.segments,
+              "first_batch_at": self.first_batch_at, "last_batch_done_at": self.last_batch_done_at,
               "lag": self.lag, "lag_total": sum(v for v in self.lag.values() if v is not None),
               **self.rates}
         if self.closer is not None:

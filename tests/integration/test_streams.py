@@ -328,3 +328,36 @@ def test_two_workers_same_outputs(kafka_broker, published, single_run, tmp_path_
             if w.alive():
                 w.kill9()
     assert stream_outputs(db) == stream_outputs(single_run["db"])
+
+
+# ----------------------------------------------------------------------------------------
+# pure pieces (no broker)
+# ----------------------------------------------------------------------------------------
+
+def test_watermark_min_over_partitions_idle_excluded_monotone():
+    from streams.watermark import PartitionWatermark
+
+    wm = PartitionWatermark(idle_s=60, lateness_us=300)
+    wm.set_partitions([0, 1], now_s=0)
+    wm.observe(0, 1.0, 10_000)
+    assert wm.current(1.0) is None  # partition 1 has delivered nothing yet: it holds back
+    wm.observe(1, 2.0, 4_000)
+    assert wm.current(2.0) == 4_000 - 300  # the slow partition decides
+    wm.observe(0, 50.0, 20_000)
+    assert wm.current(61.9) == 4_000 - 300  # partition 1 silent for < 60 s
+    assert wm.current(62.1) == 20_000 - 300  # ... then left out while partition 0 delivers
+    wm.observe(1, 70.0, 5_000)  # comes back behind: the watermark does not go down
+    assert wm.current(70.0) == 20_000 - 300
+    assert wm.current(500.0) == 20_000 - 300  # all idle: it stays
+
+
+def test_from_future_edge_check():
+    from streams.segments import Message, edge_check
+
+    now_us = int(time.time() * 1e6)
+    ahead = lambda s: orjson.dumps({"event_type": "ping", "occurred_at": (now_us // 1000) + s * 1000})  # noqa: E731
+    batch = orjson.dumps({"event_type": "ping.batch", "occurred_at": 1767225600000,
+                          "pings": [{"occurred_at": "2026-01-01T00:00:01Z"}, {"occurred_at": (now_us // 1000) + 301_000}]})
+    msgs = [Message("epochal.pings", 0, i, v, now_us) for i, v in enumerate([ahead(299), ahead(301), batch, b"{oops"])]
+    assert edge_check(msgs) == 2
+    assert [m.reject_reason for m in msgs] == [None, "from_future", "from_future", None]
