@@ -39,10 +39,10 @@ BATCH = 500
 def make_batches(n_messages: int, nodes: int, checkers: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of `n_messages` ping.batch messages; time advances so epochs close."""
     out = []
-    per_checker_ms = 60_000  # each checker pings every node once a minute, in batches of 500
+    round_ms = 60_000  # each round of checkers covers one minute of event time: epochs close as it runs
     for m in range(n_messages):
         chk = f"checker-{m % checkers}"
-        base = GENESIS_MS + (m // checkers) * (per_checker_ms * BATCH // nodes)
+        base = GENESIS_MS + (m // checkers) * round_ms
         first = (m * BATCH) % nodes
         pings = [{"node_id": f"node-{(first + i) % nodes:05d}", "occurred_at": base + i * 7,
                   "reachable": (i % 17) != 0, "rtt_ms": 20.0 + (i % 50)} for i in range(BATCH)]
