@@ -10,6 +10,12 @@ disagree. It reads no clock and no store. Per-node arithmetic is vectorised (num
 scale demands, through the vectorised forms of the rules that are held to the scalar
 reference functions by differential tests; money stays in Python integers.
 
+Slashing (§8) runs inside the same pure step: `gather_slash_inputs` hands `compute_epoch` the
+decisions made by earlier closes and the jobs and benchmarks to check now, and
+`scoring.slashing.process_slashing` returns this close's decisions, the statuses it settles, and
+the `P` count and ban of every node; the decisions, their status changes and the stake ledger
+entries are written in the epoch's transaction.
+
 Inputs of a close (§9): the archived events whose `arrival_seq` is at most the epoch's
 `input_arrival_seq` (everything that had arrived when it closed). The recorded figures of
 earlier epochs (up slots, uptime ratio, streak, availability state) are what later epochs

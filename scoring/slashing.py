@@ -64,6 +64,12 @@ Readings of the spec that were not pinned word for word (each chosen as the most
 - "720 epochs" for P is 720 h before end(e) (epochs are hours).
 - Fingerprint binding counts every benchmark of any node (registered or not, whatever its
   verdict); reporting one's own bound fingerprint again is not fraud.
+- The stake ledger (payouts/close.py `compute_stake_ledger_entries`): "only final slashes move
+  stake" is read as: a slash enters the ledger (node:<id>:stake → treasury:slashed) at the close
+  that makes it final, never while proposed; a final decision of amount 0 writes no entry. So
+  that a node's stake account has a balance to keep ≥ 0, each close also brings the account to
+  max(0, declared deposit at end(e) − Σ final slashes) with one deposit / withdrawal entry
+  against `external:stake_deposits` (the declared deposit is gross, §10 "Stake left").
 """
 
 from __future__ import annotations
