@@ -57,8 +57,11 @@ class TimedConnection:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
         registered = [n for n, v in frame_vars.items()
                       if n in words and type(v).__name__ in ("DataFrame", "Table", "RecordBatchReader")]
-        for n in registered:
-            self._con.register(n, frame_vars[n])
+        for n in list(registered):
+            try:
+                self._con.register(n, frame_vars[n])
+            except Exception:  # e.g. a pending result on the connection: let DuckDB resolve it
+                registered.remove(n)
         t0 = time.perf_counter()
         try:
             return self._con.execute(sql, *args, **kwargs)
