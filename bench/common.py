@@ -37,7 +37,7 @@ class Row:
     ratio: float | None = None
     budget: str = ""  # human text, e.g. "≤ 3.0× floor"
     limit: float | None = None  # the number the budget compares against
-    compare: str = ""  # "ratio" or "value": which of the two the limit applies to
+    compare: str = ""  # "ratio"/"value" (≤ limit) or "ratio_min"/"value_min" (≥ limit)
     passed: bool | None = None  # None: no budget, or not enforced (quick mode)
     enforced: bool = True
     note: str = ""
@@ -46,9 +46,9 @@ class Row:
     def check(self, quick: bool) -> "Row":
         if self.limit is None or not self.compare:
             return self
-        x = self.ratio if self.compare == "ratio" else self.value
-        if x is not None:
-            self.passed = bool(x <= self.limit)
+        x = self.ratio if self.compare.startswith("ratio") else self.value
+        if x is not None:  # "ratio"/"value": at most the limit; "ratio_min"/"value_min": at least
+            self.passed = bool(x >= self.limit) if self.compare.endswith("_min") else bool(x <= self.limit)
         self.enforced = not quick
         return self
 

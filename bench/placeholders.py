@@ -9,7 +9,6 @@ from __future__ import annotations
 from bench.common import Row, not_built
 
 PENDING = {
-    "stream": "stream worker figure (streams issue)",
     "settlement": "settlement figure (its issue)",
     "investigation": "investigation figure (its issue)",
     "api": "API figure (its issue)",

@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, str | None] = {
     "replay": "bench.bench_replay",
     "close": "bench.bench_close",
     "simulate": "bench.bench_simulate",
-    "stream": None,
+    "stream": "bench.stream_adapter",
     "settlement": None,
     "investigation": None,
     "api": None,
@@ -58,6 +58,8 @@ def _num(x: float | None, unit: str = "") -> str:
         return "—"
     if unit == "events/s":
         return f"{x:,.0f} ev/s"
+    if unit == "pings/s":
+        return f"{x:,.0f} pings/s"
     if unit == "MB":
         return f"{x:,.0f} MB"
     if unit == "s":
@@ -94,7 +96,7 @@ def _print_table(results: dict, quick: bool) -> None:
             else:
                 res = "[red]FAIL[/]" if r["enforced"] else "[yellow]over (quick)[/]"
             base = _num(r["baseline"], r["unit"]) + (f" ({r['baseline_label']})" if r["baseline_label"] else "")
-            ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+            ratio = "—" if r["ratio"] is None else (f"{r['ratio']:.2f}×" if r["ratio"] >= 0.1 else f"{r['ratio']:.3f}×")
             table.add_row(name, r["metric"], _num(r["value"], r["unit"]), base if r["baseline"] is not None else "—",
                           ratio, r["budget"] or "—", res)
             if r["note"]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate"}
-NOT_BUILT = {"stream", "settlement", "investigation", "api"}
+MEASURED = {"replay", "close", "simulate", "stream"}
+NOT_BUILT = {"settlement", "investigation", "api"}
 
 
 def _finite(x) -> bool:
