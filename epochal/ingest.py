@@ -39,6 +39,7 @@ from scoring.events import (
     RejectReason,
     Rejection,
     TOPIC_OF_EVENT_TYPE,
+    canonical_json,
     parse_line,
     time_raw_json,
     time_to_us,
@@ -52,11 +53,28 @@ RAW_KEEP_BYTES = 64 << 10  # a rejected line is kept whole up to 64 KiB, then cu
 
 PING_KEYS = ["event_id", "event_type", "schema_version", "node_id", "occurred_at", "checker_id", "reachable", "rtt_ms"]
 
+# A time written in the plain forms (epoch milliseconds, or RFC 3339 with Z and up to 9
+# fraction digits) → microseconds; NULL for anything else (which then takes the slow path).
+TIME_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO epochal_time_us(j) AS
+    CASE
+      WHEN regexp_full_match(j, '[0-9]{1,15}')
+        THEN CASE WHEN j::BIGINT <= 253402300799999 THEN j::BIGINT * 1000 END
+      WHEN regexp_full_match(j, '"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z"')
+        THEN epoch_us(try_strptime(substr(j, 2, 19), '%Y-%m-%dT%H:%M:%S'))
+             + coalesce(rpad(substr(regexp_extract(j, '\.([0-9]+)', 1), 1, 6), 6, '0')::BIGINT, 0)
+    END;
+CREATE OR REPLACE TEMP MACRO epochal_plain_str(j, max_chars) AS
+    left(j, 1) = '"' AND NOT contains(j, '\') AND length(j) BETWEEN 3 AND max_chars + 2;
+CREATE OR REPLACE TEMP MACRO epochal_unquote(j) AS substr(j, 2, length(j) - 2);
+"""
+
 STAGE_SCHEMA = """
 CREATE OR REPLACE TEMP TABLE stage_pings (
     seq BIGINT, event_id VARCHAR, node_id VARCHAR, occurred_at_us BIGINT, occurred_at_raw VARCHAR,
     checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR, digest VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_verdicts (seq BIGINT, event_id VARCHAR, verdict VARCHAR);
+CREATE OR REPLACE TEMP TABLE batch_digests (seq BIGINT, digest VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_events (
     seq BIGINT, event_id VARCHAR, event_type VARCHAR, node_id VARCHAR, occurred_at_us BIGINT,
     payload VARCHAR);
@@ -95,13 +113,7 @@ WITH x AS (
     FROM x WHERE v IS NOT NULL
 ), typed AS (
     SELECT *,
-        CASE
-          WHEN regexp_full_match(j_occ, '[0-9]{{1,15}}')
-            THEN CASE WHEN j_occ::BIGINT <= 253402300799999 THEN j_occ::BIGINT * 1000 END
-          WHEN regexp_full_match(j_occ, '"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,9}})?Z"')
-            THEN epoch_us(try_strptime(substr(j_occ, 2, 19), '%Y-%m-%dT%H:%M:%S'))
-                 + coalesce(rpad(substr(regexp_extract(j_occ, '\\.([0-9]+)', 1), 1, 6), 6, '0')::BIGINT, 0)
-        END AS occ_us,
+        epochal_time_us(j_occ) AS occ_us,
         {key_len_sql} AS compact_len
     FROM t
 )
@@ -122,8 +134,55 @@ SELECT seq,
         AND n = compact_len
         AND (j_rtt IS NULL OR j_rtt = 'null' OR contains(line, '"rtt_ms":' || j_rtt))
        ) AS fast,
-       j_id, j_node, j_occ, j_chk, j_r, j_rtt, occ_us
+       j_id, j_type, j_sv, j_node, j_occ, j_chk, j_r, j_rtt, occ_us
 FROM typed
+"""
+
+
+def _batch_fast_path_sql(cfg: RulesetConfig) -> str:
+    """`ping.batch` lines in the plain form: the line must be byte-identical to the compact
+    rendering, in contract key order, of the values extracted from it. That equality rules out
+    any other key, a repeated key, whitespace, escapes and numbers not in their shortest form
+    at once; what fails it takes the slow path."""
+    idc, g = cfg.max_id_chars, cfg.genesis_us
+    rtt_ok = "regexp_full_match(k_rtt, '(0|[1-9][0-9]{0,14})(\\.[0-9]{1,17})?')"
+    return f"""
+CREATE OR REPLACE TEMP TABLE chunk_b_inner AS
+WITH env AS (
+    SELECT c.seq, try(json_extract(d.line, '$.pings[*]')) AS items
+    FROM chunk_t c JOIN chunk_df d USING (seq)
+    WHERE c.j_type = '"ping.batch"'
+), items AS (
+    SELECT seq, generate_subscripts(items, 1) - 1 AS idx, unnest(items) AS p
+    FROM env WHERE len(items) BETWEEN 1 AND {cfg.max_batch_pings}
+), typed AS (
+    SELECT seq, idx, w[1] AS k_node, w[2] AS k_occ, w[3] AS k_r, w[4] AS k_rtt
+    FROM (SELECT seq, idx, try(json_extract(p, ['$.node_id', '$.occurred_at', '$.reachable', '$.rtt_ms'])) AS w
+          FROM items)
+)
+SELECT seq, idx, k_node, k_occ, k_r, k_rtt, epochal_time_us(k_occ) AS k_us,
+       coalesce(epochal_plain_str(k_node, {idc}) AND k_r IN ('true', 'false')
+                AND epochal_time_us(k_occ) >= {g}
+                AND (k_rtt IS NULL OR k_rtt = 'null' OR {rtt_ok}), false) AS ok,
+       '{{"node_id":' || k_node || ',"occurred_at":' || k_occ || ',"reachable":' || k_r
+         || CASE WHEN k_rtt IS NULL THEN '' ELSE ',"rtt_ms":' || k_rtt END || '}}' AS recon
+FROM typed;
+
+CREATE OR REPLACE TEMP TABLE chunk_b AS
+WITH agg AS (
+    SELECT seq, bool_and(ok) AS all_ok, string_agg(recon, ',' ORDER BY idx) AS pings_text
+    FROM chunk_b_inner GROUP BY seq
+)
+SELECT c.seq, c.j_id, c.j_node, c.j_occ, c.j_chk, c.occ_us,
+       coalesce(c.j_sv = '1'
+        AND epochal_plain_str(c.j_id, {idc}) AND epochal_plain_str(c.j_node, {idc})
+        AND epochal_plain_str(c.j_chk, {idc})
+        AND c.occ_us >= {g} AND a.all_ok
+        AND rtrim(d.line, chr(10)) = '{{"event_id":' || c.j_id || ',"event_type":"ping.batch","schema_version":1,'
+            || '"node_id":' || c.j_node || ',"occurred_at":' || c.j_occ || ',"checker_id":' || c.j_chk
+            || ',"pings":[' || a.pings_text || ']}}', false) AS fast
+FROM chunk_t c JOIN chunk_df d USING (seq) JOIN agg a USING (seq)
+WHERE c.j_type = '"ping.batch"';
 """
 
 
@@ -210,8 +269,10 @@ class Ingestor:
         self.progress = progress
         self.counts = IngestCounts()
         self.seq = 0  # local arrival order inside this run
+        con.execute(TIME_MACRO)
         con.execute(STAGE_SCHEMA)
         self._fast_sql = _fast_path_sql(cfg)
+        self._batch_sql = _batch_fast_path_sql(cfg)
         self._slow_pings: list[tuple] = []
         self._slow_events: list[tuple] = []
         self._rejects: list[tuple] = []
@@ -260,8 +321,28 @@ class Ingestor:
         con.register("chunk_df", chunk_df)
         try:
             con.execute(self._fast_sql)
+            con.execute(self._batch_sql)
         finally:
             con.unregister("chunk_df")
+        con.execute(
+            f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM ("
+            " SELECT i.seq, epochal_unquote(b.j_id) || ':' || i.idx AS event_id, epochal_unquote(i.k_node) AS node_id,"
+            " i.k_us AS occurred_at_us, i.k_occ AS occurred_at_raw, epochal_unquote(b.j_chk) AS checker_id,"
+            " i.k_r = 'true' AS reachable,"
+            " CASE WHEN i.k_rtt IS NULL OR i.k_rtt = 'null' THEN NULL ELSE i.k_rtt::DOUBLE END AS rtt_ms,"
+            " epochal_unquote(b.j_id) AS batch_event_id"
+            " FROM chunk_b_inner i JOIN chunk_b b USING (seq) WHERE b.fast ORDER BY i.seq, i.idx)"
+        )
+        # the envelope, canonical (sorted keys) without its pings: the same text parse_line's
+        # path writes (`_batch_envelope_payload`)
+        con.execute(
+            "INSERT INTO stage_events SELECT seq, epochal_unquote(j_id), 'ping.batch', epochal_unquote(j_node), occ_us,"
+            " '{\"checker_id\":' || j_chk || ',\"event_id\":' || j_id || ',\"event_type\":\"ping.batch\",\"node_id\":'"
+            " || j_node || ',\"occurred_at\":' || j_occ || ',\"schema_version\":1}' FROM chunk_b WHERE fast ORDER BY seq"
+        )
+        batch_fast = con.execute("SELECT seq FROM chunk_b WHERE fast").fetchnumpy()["seq"]
+        self._staged_pings += con.execute(
+            "SELECT count(*) FROM chunk_b_inner WHERE seq IN (SELECT seq FROM chunk_b WHERE fast)").fetchall()[0][0]
         con.execute(
             f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM ("
             " SELECT seq, substr(j_id, 2, length(j_id) - 2) AS event_id,"
@@ -270,9 +351,10 @@ class Ingestor:
             " CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END AS rtt_ms,"
             " NULL::VARCHAR AS batch_event_id FROM chunk_t WHERE fast)"
         )
-        fast_seqs = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
+        ping_fast = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
+        self._staged_pings += len(ping_fast)
+        fast_seqs = np.concatenate([ping_fast, batch_fast])
         self.fast_lines += len(fast_seqs)
-        self._staged_pings += len(fast_seqs)
         slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
         for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
             self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
@@ -301,9 +383,8 @@ class Ingestor:
                     seq, f"{ev.event_id}:{i}", p.node_id, time_to_us(p.occurred_at),
                     time_raw_json(p.occurred_at), ev.checker_id, p.reachable, p.rtt_ms, ev.event_id,
                 ))
-        self._slow_events.append(
-            (seq, ev.event_id, ev.event_type, ev.node_id, ev.occurred_at_us, accepted.canonical.decode())
-        )
+        payload = _batch_envelope_payload(ev) if isinstance(ev, PingBatch) else accepted.canonical.decode()
+        self._slow_events.append((seq, ev.event_id, ev.event_type, ev.node_id, ev.occurred_at_us, payload))
 
     def _flush_slow(self) -> None:
         con = self.con
@@ -342,11 +423,21 @@ class Ingestor:
         con.execute("BEGIN TRANSACTION")
         try:
             # plain pings and ping.batch envelopes (a batch's inner pings share its seq)
+            # a batch's digest: its envelope and every inner ping's digest, in id order
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE batch_digests AS
+                SELECT e.seq, md5(e.payload || '|' || coalesce(p.inner_digest, '')) AS digest
+                FROM stage_events e LEFT JOIN (
+                    SELECT seq, md5(string_agg(digest, ',' ORDER BY event_id)) AS inner_digest
+                    FROM stage_pings WHERE batch_event_id IS NOT NULL GROUP BY seq) p USING (seq)
+                WHERE e.event_type = 'ping.batch'
+            """)
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE ping_inputs AS
                 SELECT seq, event_id, node_id, digest FROM stage_pings WHERE batch_event_id IS NULL
                 UNION ALL
-                SELECT seq, event_id, node_id, md5(payload) FROM stage_events WHERE event_type = 'ping.batch'
+                SELECT e.seq, e.event_id, e.node_id, d.digest
+                FROM stage_events e JOIN batch_digests d USING (seq) WHERE e.event_type = 'ping.batch'
             """)
             self._classify("ping_inputs", include_staged_events=True)
             self._archive_pings()
@@ -368,8 +459,8 @@ class Ingestor:
             SELECT {base} + e.seq, e.event_id, e.event_type, e.node_id, e.occurred_at_us,
                    (e.occurred_at_us - {g}) // {ep},
                    (e.occurred_at_us - {g}) // {ep} <= {closed},
-                   e.payload, md5(e.payload)
-            FROM stage_events e
+                   e.payload, coalesce(d.digest, md5(e.payload))
+            FROM stage_events e LEFT JOIN batch_digests d USING (seq)
             WHERE e.seq NOT IN (SELECT seq FROM stage_verdicts) AND {where}
             ORDER BY e.seq
         """)
@@ -528,6 +619,12 @@ class Ingestor:
             FROM stage_rejects ORDER BY seq
         """)
         self.con.execute("DELETE FROM stage_rejects")
+
+
+def _batch_envelope_payload(batch: PingBatch) -> str:
+    """A batch's archived payload: its envelope without the pings (they are archived as pings;
+    the batch's digest covers them through theirs)."""
+    return canonical_json(batch.model_dump(mode="json", exclude={"pings"})).decode()
 
 
 def _ping_row(seq: int, ev: Ping, batch_event_id: str | None) -> tuple:

@@ -149,3 +149,90 @@ def test_crafted_lines_are_judged_as_the_reference_judges_them(tmp_path, text):
     else:
         assert counts.rejected == 1
         assert con.execute("SELECT reason FROM rejected_events").fetchall() == [(ref.reason.value,)]
+
+
+INNER_VARIANTS = [
+    {}, {"rtt_ms": "absent"}, {"rtt_ms": None}, {"rtt_ms": 7}, {"rtt_ms": 1e9}, {"reachable": 1},
+    {"occurred_at": "2025-12-31T23:59:59Z"}, {"occurred_at": "2026-01-01T00:10:00.25Z"},
+    {"occurred_at": 1767225660000}, {"node_id": ""}, {"node_id": "x" * 129}, {"extra": 1},
+    {"node_id": "n\u00e9"}, {"occurred_at": "2026-01-01T01:00:00+01:00"},
+]
+
+
+@st.composite
+def batch_line(draw, idx):
+    pings = []
+    for k in range(draw(st.integers(1, 6))):
+        p = {"node_id": f"n{k % 3}", "occurred_at": 1767225600000 + 1000 * k, "reachable": True, "rtt_ms": 12.5}
+        for key, value in draw(st.sampled_from(INNER_VARIANTS)).items():
+            if value == "absent":
+                p.pop(key, None)
+            else:
+                p[key] = value
+        pings.append(p)
+    env = {"event_id": f"b{idx}", "event_type": "ping.batch", "schema_version": 1, "node_id": "chk",
+           "occurred_at": "2026-01-01T00:05:00Z", "checker_id": "chk", "pings": pings}
+    mutation = draw(st.sampled_from(["none", "none", "spaces", "reorder", "extra", "empty", "sv"]))
+    if mutation == "extra":
+        env["x"] = 1
+    elif mutation == "empty":
+        env["pings"] = []
+    elif mutation == "sv":
+        env["schema_version"] = 2
+    if mutation == "reorder":
+        env = dict(reversed(list(env.items())))
+    seps = (", ", ": ") if mutation == "spaces" else (",", ":")
+    return json.dumps(env, separators=seps, ensure_ascii=False).encode()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_batch_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data):
+    from scoring.events import PingBatch, expand_batch
+
+    n = data.draw(st.integers(5, 40))
+    lines = [data.draw(batch_line(i)) for i in range(n)]
+    tmp = tmp_path_factory.mktemp("bdiff")
+    path = tmp / "batches.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    con = connect(tmp / "s.duckdb")
+    ing = Ingestor(con)
+    ing.stage_file(path)
+    counts = ing.commit()
+    assert counts.adds_up() and counts.inputs == n
+    rows = con.execute("SELECT arrival_seq, event_id, node_id, occurred_at_us, occurred_at_raw, checker_id,"
+                       " reachable, rtt_ms, batch_event_id FROM archive_pings ORDER BY arrival_seq, event_id").fetchall()
+    rejected = {r[0]: r[1] for r in con.execute("SELECT arrival_seq, reason FROM rejected_events").fetchall()}
+    by_seq: dict[int, list] = {}
+    for r in rows:
+        by_seq.setdefault(r[0], []).append(r[1:])
+    for i, line in enumerate(lines):
+        ref = parse_line(line)
+        if isinstance(ref, Accepted):
+            assert isinstance(ref.event, PingBatch)
+            want = sorted((p.event_id, p.node_id, p.occurred_at_us, time_raw_json(p.occurred_at), p.checker_id,
+                           p.reachable, p.rtt_ms, ref.event.event_id) for p in expand_batch(ref.event))
+            assert sorted(by_seq.get(i, [])) == want, line
+        else:
+            assert i not in by_seq, f"ingest accepted batch {i} that the reference rejects: {line!r}"
+            assert rejected.get(i) == ref.reason.value, line
+
+
+def test_a_batch_and_its_spaced_copy_are_exact_duplicates(tmp_path):
+    batch = {"event_id": "b1", "event_type": "ping.batch", "schema_version": 1, "node_id": "chk",
+             "occurred_at": "2026-01-01T00:05:00Z", "checker_id": "chk",
+             "pings": [{"node_id": "n1", "occurred_at": 1767225600000, "reachable": True, "rtt_ms": 3.5}]}
+    compact = json.dumps(batch, separators=(",", ":")).encode()  # fast path
+    spaced = json.dumps(batch).encode()  # slow path, same JSON value
+    changed = json.dumps({**batch, "pings": [{**batch["pings"][0], "rtt_ms": 4.5}]}).encode()
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(compact + b"\n" + spaced + b"\n" + changed + b"\n")
+    con = connect(tmp_path / "s.duckdb")
+    ing = Ingestor(con)
+    ing.stage_file(path)
+    counts = ing.commit()
+    assert ing.fast_lines == 1
+    assert (counts.accepted, counts.duplicates, counts.rejected) == (1, 1, 1)
+    assert con.execute("SELECT reason FROM rejected_events").fetchall() == [("conflicting_duplicate",)]
+    assert con.execute("SELECT count(*) FROM archive_pings").fetchall() == [(1,)]
