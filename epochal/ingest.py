@@ -72,9 +72,10 @@ CREATE OR REPLACE TEMP MACRO epochal_unquote(j) AS substr(j, 2, length(j) - 2);
 STAGE_SCHEMA = """
 CREATE OR REPLACE TEMP TABLE stage_pings (
     seq BIGINT, event_id VARCHAR, node_id VARCHAR, occurred_at_us BIGINT, occurred_at_raw VARCHAR,
-    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR, digest VARCHAR);
+    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_verdicts (seq BIGINT, event_id VARCHAR, verdict VARCHAR);
 CREATE OR REPLACE TEMP TABLE batch_digests (seq BIGINT, digest VARCHAR);
+CREATE OR REPLACE TEMP TABLE contested_rows (seq BIGINT, event_id VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_events (
     seq BIGINT, event_id VARCHAR, event_type VARCHAR, node_id VARCHAR, occurred_at_us BIGINT,
     payload VARCHAR);
@@ -83,12 +84,15 @@ CREATE OR REPLACE TEMP TABLE stage_rejects (
     event_type VARCHAR, topic VARCHAR, source VARCHAR);
 """
 
-# The digest of a ping: its canonical content. Both the fast and the slow path fill the same
-# typed columns, so one SQL expression serves every ping.
-PING_DIGEST_SQL = (
-    "md5(concat_ws('|', 'ping', node_id, occurred_at_raw, checker_id, reachable::VARCHAR,"
-    " coalesce(rtt_ms::VARCHAR, 'null')))"
+# The content of a ping, as one comparable string: two pings with one id are exact duplicates
+# iff these are equal. Both the fast and the slow path fill the same typed columns, so one SQL
+# expression serves every ping. It is computed only for contested ids (a ping's id seen twice),
+# never per ping on the hot path; archive_pings keeps no digest of its own.
+PING_KEY_SQL = (
+    "concat_ws('|', 'ping', node_id, occurred_at_raw, checker_id, reachable::VARCHAR,"
+    " coalesce(rtt_ms::VARCHAR, 'null'))"
 )
+PING_DIGEST_SQL = f"md5({PING_KEY_SQL})"  # for callers that want a fixed-width form
 
 
 def _fast_path_sql(cfg: RulesetConfig) -> str:
@@ -238,6 +242,33 @@ def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
                 return
 
 
+def _prefetched(blocks: Iterator, depth: int = 2) -> Iterator:
+    """Read and split the next blocks in a thread while DuckDB works on the current one
+    (file reads and numpy release the GIL, and so does DuckDB)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in blocks:
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+        q.put(done)
+
+    threading.Thread(target=produce, daemon=True, name="epochal-read").start()
+    while True:
+        item = q.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def _utf8_or_null(binary: pl.Series) -> pl.Series:
     """Lines as text; a line that is not UTF-8 becomes null (and goes to the slow path)."""
     try:
@@ -289,7 +320,7 @@ class Ingestor:
     # -- staging ---------------------------------------------------------------------------
     def stage_file(self, path: Path) -> None:
         self._file_first_seq = self.seq
-        for arr, lengths in iter_line_blocks(path):
+        for arr, lengths in _prefetched(iter_line_blocks(path)):
             self._stage_block(arr, lengths, str(path))
             if self.progress:
                 self.progress(len(arr))
@@ -321,11 +352,19 @@ class Ingestor:
         con.register("chunk_df", chunk_df)
         try:
             con.execute(self._fast_sql)
-            con.execute(self._batch_sql)
+            has_batches = con.execute(
+                """SELECT count(*) FROM chunk_t WHERE j_type = '"ping.batch"'""").fetchall()[0][0] > 0
+            if has_batches:
+                con.execute(self._batch_sql)
         finally:
             con.unregister("chunk_df")
+        if not has_batches:
+            con.execute("CREATE OR REPLACE TEMP TABLE chunk_b (seq BIGINT, j_id VARCHAR, j_node VARCHAR,"
+                        " j_occ VARCHAR, j_chk VARCHAR, occ_us BIGINT, fast BOOLEAN)")
+            con.execute("CREATE OR REPLACE TEMP TABLE chunk_b_inner (seq BIGINT, idx BIGINT, k_node VARCHAR,"
+                        " k_occ VARCHAR, k_r VARCHAR, k_rtt VARCHAR, k_us BIGINT, ok BOOLEAN, recon VARCHAR)")
         con.execute(
-            f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM ("
+            "INSERT INTO stage_pings SELECT * FROM ("
             " SELECT i.seq, epochal_unquote(b.j_id) || ':' || i.idx AS event_id, epochal_unquote(i.k_node) AS node_id,"
             " i.k_us AS occurred_at_us, i.k_occ AS occurred_at_raw, epochal_unquote(b.j_chk) AS checker_id,"
             " i.k_r = 'true' AS reachable,"
@@ -344,7 +383,7 @@ class Ingestor:
         self._staged_pings += con.execute(
             "SELECT count(*) FROM chunk_b_inner WHERE seq IN (SELECT seq FROM chunk_b WHERE fast)").fetchall()[0][0]
         con.execute(
-            f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM ("
+            "INSERT INTO stage_pings SELECT * FROM ("
             " SELECT seq, substr(j_id, 2, length(j_id) - 2) AS event_id,"
             " substr(j_node, 2, length(j_node) - 2) AS node_id, occ_us AS occurred_at_us, j_occ AS occurred_at_raw,"
             " substr(j_chk, 2, length(j_chk) - 2) AS checker_id, j_r = 'true' AS reachable,"
@@ -394,7 +433,7 @@ class Ingestor:
                 ("seq", pl.Int64), ("event_id", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("occurred_at_raw", pl.String), ("checker_id", pl.String),
                 ("reachable", pl.Boolean), ("rtt_ms", pl.Float64), ("batch_event_id", pl.String)])
-            con.execute(f"INSERT INTO stage_pings SELECT *, {PING_DIGEST_SQL} FROM df")
+            con.execute("INSERT INTO stage_pings SELECT * FROM df")
             self._slow_pings = []
         if self._slow_events:
             df = pl.DataFrame(self._slow_events, orient="row", schema=[
@@ -423,23 +462,26 @@ class Ingestor:
         con.execute("BEGIN TRANSACTION")
         try:
             # plain pings and ping.batch envelopes (a batch's inner pings share its seq)
-            # a batch's digest: its envelope and every inner ping's digest, in id order
-            con.execute("""
+            # a batch's digest: its envelope and every inner ping's content, in id order
+            con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE batch_digests AS
                 SELECT e.seq, md5(e.payload || '|' || coalesce(p.inner_digest, '')) AS digest
                 FROM stage_events e LEFT JOIN (
-                    SELECT seq, md5(string_agg(digest, ',' ORDER BY event_id)) AS inner_digest
+                    SELECT seq, md5(string_agg({PING_KEY_SQL}, ',' ORDER BY event_id)) AS inner_digest
                     FROM stage_pings WHERE batch_event_id IS NOT NULL GROUP BY seq) p USING (seq)
                 WHERE e.event_type = 'ping.batch'
             """)
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE ping_inputs AS
-                SELECT seq, event_id, node_id, digest FROM stage_pings WHERE batch_event_id IS NULL
+                SELECT seq, event_id FROM stage_pings WHERE batch_event_id IS NULL
                 UNION ALL
-                SELECT e.seq, e.event_id, e.node_id, d.digest
-                FROM stage_events e JOIN batch_digests d USING (seq) WHERE e.event_type = 'ping.batch'
+                SELECT seq, event_id FROM stage_events WHERE event_type = 'ping.batch'
             """)
-            self._classify("ping_inputs", include_staged_events=True)
+            self._classify("ping_inputs", include_staged_events=True, digests=f"""
+                SELECT seq, {PING_KEY_SQL} AS digest FROM stage_pings
+                WHERE batch_event_id IS NULL AND seq IN (SELECT seq FROM contested_rows)
+                UNION ALL
+                SELECT seq, digest FROM batch_digests WHERE seq IN (SELECT seq FROM contested_rows)""")
             self._archive_pings()
             self._archive_events("event_type = 'ping.batch'")
             self._record_verdicts()
@@ -465,38 +507,44 @@ class Ingestor:
             ORDER BY e.seq
         """)
 
-    def _classify(self, inputs: str, include_staged_events: bool) -> None:
+    def _classify(self, inputs: str, include_staged_events: bool, digests: str) -> None:
         """stage_verdicts ← the inputs that are not simply accepted: duplicates and conflicts.
 
-        Ids seen once in this batch and never before are accepted without further work (the
-        common case); only contested ids are ranked."""
+        `inputs` holds (seq, event_id); `digests` is a query giving (seq, digest) for the rows
+        of `contested_rows`. Ids seen once in this batch and never before are accepted without
+        further work (the common case); only contested ids have their content compared."""
         con = self.con
         staged = ("UNION ALL SELECT event_id, md5(payload), seq FROM stage_events"
-                  " WHERE event_type <> 'ping.batch'" if include_staged_events else "")
+                  f" WHERE event_type <> 'ping.batch' AND event_id IN (SELECT event_id FROM {inputs})"
+                  if include_staged_events else "")
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE known_ids AS
             SELECT event_id, arg_min(digest, seq) AS digest, min(seq) AS seq FROM (
-                SELECT event_id, digest, -1 AS seq FROM archive_pings
+                SELECT event_id, {PING_KEY_SQL} AS digest, -1 AS seq FROM archive_pings
                 WHERE batch_event_id IS NULL AND event_id IN (SELECT event_id FROM {inputs})
                 UNION ALL
                 SELECT event_id, digest, -1 FROM archive_events
                 WHERE event_id IN (SELECT event_id FROM {inputs})
                 {staged})
-            WHERE event_id IN (SELECT event_id FROM {inputs})
             GROUP BY event_id
         """)
         con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE contested_rows AS
+            SELECT seq, event_id FROM {inputs}
+            WHERE event_id IN (SELECT event_id FROM {inputs} GROUP BY event_id HAVING count(*) > 1)
+               OR event_id IN (SELECT event_id FROM known_ids)
+        """)
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE stage_verdicts AS
-            WITH groups AS (
+            WITH rows AS (
+                SELECT c.seq, c.event_id, d.digest FROM contested_rows c JOIN ({digests}) d USING (seq)
+            ), groups AS (
                 SELECT event_id, min(seq) AS first_seq, arg_min(digest, seq) AS first_digest
-                FROM {inputs} GROUP BY event_id HAVING count(*) > 1
+                FROM rows GROUP BY event_id
             ), contested AS (
-                SELECT i.seq, i.event_id, i.digest, g.first_seq, g.first_digest,
-                       CASE WHEN k.seq < i.seq THEN k.digest END AS known_digest
-                FROM {inputs} i
-                LEFT JOIN groups g USING (event_id)
-                LEFT JOIN known_ids k USING (event_id)
-                WHERE g.event_id IS NOT NULL OR (k.event_id IS NOT NULL AND k.seq < i.seq)
+                SELECT r.seq, r.event_id, r.digest, g.first_seq, g.first_digest,
+                       CASE WHEN k.seq < r.seq THEN k.digest END AS known_digest
+                FROM rows r JOIN groups g USING (event_id) LEFT JOIN known_ids k USING (event_id)
             )
             SELECT seq, event_id,
                 CASE
@@ -522,7 +570,7 @@ class Ingestor:
                    (p.occurred_at_us - {g}) // {ep} AS reward_epoch,
                    ((p.occurred_at_us - {g}) % {ep}) // {cfg.slot_us} AS slot,
                    (p.occurred_at_us - {g}) // {ep} <= {closed} AS late,
-                   p.digest
+                   NULL
             FROM stage_pings p
             WHERE p.seq NOT IN (SELECT seq FROM stage_verdicts)
         """)  # stage_pings is in arrival order already (preserve_insertion_order)
@@ -558,10 +606,11 @@ class Ingestor:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("""
-                CREATE OR REPLACE TEMP TABLE event_inputs AS
-                SELECT seq, event_id, node_id, md5(payload) AS digest FROM stage_events
+                CREATE OR REPLACE TEMP TABLE event_inputs AS SELECT seq, event_id FROM stage_events
             """)
-            self._classify("event_inputs", include_staged_events=False)
+            self._classify("event_inputs", include_staged_events=False, digests="""
+                SELECT seq, md5(payload) AS digest FROM stage_events
+                WHERE seq IN (SELECT seq FROM contested_rows)""")
             # §10 Registration: the first node.registered of a node (by occurred_at, then
             # event_id) stands; any other is rejected. One archived by an earlier run stands.
             con.execute("""

@@ -16,6 +16,10 @@ from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
 
+INGEST_MEMORY_LIMIT = "512MB"
+CLOSE_MEMORY_LIMIT = "1GB"
+
+
 @dataclass
 class ReplayReport:
     counts: IngestCounts
@@ -38,7 +42,11 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
            on_closed: Callable[[EpochResult], None] | None = None) -> ReplayReport:
     con = store.connect(db)
     try:
+        # Ingest streams through bounded batches; a small DuckDB buffer pool keeps its cache of
+        # the growing archive from making memory grow with the input (the budget: flat RSS).
+        con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
         counts = ingest_files(con, expand_paths(paths), cfg, progress=progress)
+        con.execute(f"SET memory_limit = '{CLOSE_MEMORY_LIMIT}'")
         closed = close_ready_epochs(con, cfg, on_closed=on_closed)
         con.execute("CHECKPOINT")
     finally:

@@ -9,8 +9,9 @@ Archive:
   (its reward epoch was already closed when it arrived).
 - `archive_events` every other accepted event (and each `ping.batch` envelope), payload as
   canonical JSON (sorted keys).
-Every row carries `digest`, the md5 of its canonical content, so that a re-sent id is told
-apart as an exact duplicate (same digest) or a conflicting one.
+A re-sent id is told apart as an exact duplicate or a conflicting one by its content: an
+event's `digest` (md5 of its canonical payload; for a `ping.batch`, of its envelope and its
+pings), a ping's own columns.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS archive_pings (
     reward_epoch BIGINT NOT NULL,
     slot SMALLINT NOT NULL,
     late BOOLEAN NOT NULL,
-    digest VARCHAR NOT NULL
+    digest VARCHAR  -- unused for pings: their content is compared column by column
 );
 
 CREATE TABLE IF NOT EXISTS archive_events (
@@ -194,6 +195,12 @@ CREATE TABLE IF NOT EXISTS settlements (
 """
 
 
+# Stores written by earlier versions of this schema.
+MIGRATIONS = """
+ALTER TABLE archive_pings ALTER COLUMN digest DROP NOT NULL;
+"""
+
+
 class StoreError(Exception):
     """A store that cannot be opened (a user's mistake, reported in one sentence)."""
 
@@ -220,6 +227,7 @@ def connect(db: str | os.PathLike | None, *, create: bool = True, read_only: boo
     con.execute("SET preserve_insertion_order = true")
     if not read_only:
         con.execute(SCHEMA)
+        con.execute(MIGRATIONS)
     return con
 
 
