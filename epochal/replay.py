@@ -16,8 +16,8 @@ from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
 
-INGEST_MEMORY_LIMIT = "512MB"
-CLOSE_MEMORY_LIMIT = "1GB"
+INGEST_MEMORY_LIMIT = "256MB"
+CLOSE_MEMORY_LIMIT = "512MB"
 
 
 @dataclass
