@@ -58,7 +58,9 @@ PING_KEYS = ["event_id", "event_type", "schema_version", "node_id", "occurred_at
 TIME_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO epochal_time_us(j) AS
     CASE
-      WHEN regexp_full_match(j, '[0-9]{1,15}')
+      -- an extracted JSON integer is bare digits (a float has '.' or an exponent)
+      WHEN left(j, 1) BETWEEN '0' AND '9' AND length(j) <= 15
+           AND NOT contains(j, '.') AND NOT contains(j, 'e') AND NOT contains(j, 'E')
         THEN CASE WHEN j::BIGINT <= 253402300799999 THEN j::BIGINT * 1000 END
       WHEN regexp_full_match(j, '"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z"')
         THEN epoch_us(try_strptime(substr(j, 2, 19), '%Y-%m-%dT%H:%M:%S'))
@@ -67,6 +69,9 @@ CREATE OR REPLACE TEMP MACRO epochal_time_us(j) AS
 CREATE OR REPLACE TEMP MACRO epochal_plain_str(j, max_chars) AS
     left(j, 1) = '"' AND NOT contains(j, '\') AND length(j) BETWEEN 3 AND max_chars + 2;
 CREATE OR REPLACE TEMP MACRO epochal_unquote(j) AS substr(j, 2, length(j) - 2);
+-- a non-negative finite number as extracted (shortest form, never an exponent here)
+CREATE OR REPLACE TEMP MACRO epochal_plain_measure(j) AS
+    left(j, 1) BETWEEN '0' AND '9' AND NOT contains(j, 'e') AND NOT contains(j, 'E') AND length(j) <= 33;
 """
 
 STAGE_SCHEMA = """
@@ -128,8 +133,7 @@ SELECT seq,
         AND {plain_id % ('j_node', 'j_node', 'j_node', idc + 2)}
         AND {plain_id % ('j_chk', 'j_chk', 'j_chk', idc + 2)}
         AND j_r IN ('true', 'false')
-        AND (j_rtt IS NULL OR j_rtt = 'null'
-             OR regexp_full_match(j_rtt, '(0|[1-9][0-9]{{0,14}})(\\.[0-9]{{1,17}})?'))
+        AND (j_rtt IS NULL OR j_rtt = 'null' OR epochal_plain_measure(j_rtt))
         AND occ_us IS NOT NULL AND occ_us >= {cfg.genesis_us}
         -- Only the known keys, each once, in compact JSON: the line is exactly as long as those
         -- keys and values, so another key, a repeated key, whitespace or an escape makes it
@@ -149,7 +153,6 @@ def _batch_fast_path_sql(cfg: RulesetConfig) -> str:
     any other key, a repeated key, whitespace, escapes and numbers not in their shortest form
     at once; what fails it takes the slow path."""
     idc, g = cfg.max_id_chars, cfg.genesis_us
-    rtt_ok = "regexp_full_match(k_rtt, '(0|[1-9][0-9]{0,14})(\\.[0-9]{1,17})?')"
     return f"""
 CREATE OR REPLACE TEMP TABLE chunk_b_inner AS
 WITH env AS (
@@ -160,14 +163,13 @@ WITH env AS (
     SELECT seq, generate_subscripts(items, 1) - 1 AS idx, unnest(items) AS p
     FROM env WHERE len(items) BETWEEN 1 AND {cfg.max_batch_pings}
 ), typed AS (
-    SELECT seq, idx, w[1] AS k_node, w[2] AS k_occ, w[3] AS k_r, w[4] AS k_rtt
+    SELECT seq, idx, w[1] AS k_node, w[2] AS k_occ, w[3] AS k_r, w[4] AS k_rtt, epochal_time_us(w[2]) AS k_us
     FROM (SELECT seq, idx, try(json_extract(p, ['$.node_id', '$.occurred_at', '$.reachable', '$.rtt_ms'])) AS w
           FROM items)
 )
-SELECT seq, idx, k_node, k_occ, k_r, k_rtt, epochal_time_us(k_occ) AS k_us,
-       coalesce(epochal_plain_str(k_node, {idc}) AND k_r IN ('true', 'false')
-                AND epochal_time_us(k_occ) >= {g}
-                AND (k_rtt IS NULL OR k_rtt = 'null' OR {rtt_ok}), false) AS ok,
+SELECT seq, idx, k_node, k_occ, k_r, k_rtt, k_us,
+       coalesce(epochal_plain_str(k_node, {idc}) AND k_r IN ('true', 'false') AND k_us >= {g}
+                AND (k_rtt IS NULL OR k_rtt = 'null' OR epochal_plain_measure(k_rtt)), false) AS ok,
        '{{"node_id":' || k_node || ',"occurred_at":' || k_occ || ',"reachable":' || k_r
          || CASE WHEN k_rtt IS NULL THEN '' ELSE ',"rtt_ms":' || k_rtt END || '}}' AS recon
 FROM typed;
