@@ -71,19 +71,23 @@ def ping_line(draw, idx):
     return text.encode()
 
 
+def ingest_lines(tmp, lines: list[bytes]):
+    """The real ingest (fast path + reference fallback) of these lines as one file."""
+    path = tmp / "lines.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    con = connect(tmp / "s.duckdb")
+    ing = Ingestor(con)
+    ing.stage_file(path)
+    return con, ing, ing.commit()
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
 def test_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data):
     n = data.draw(st.integers(20, 120))
     lines = [data.draw(ping_line(i)) for i in range(n)]
-    tmp = tmp_path_factory.mktemp("diff")
-    path = tmp / "lines.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    con = connect(tmp / "s.duckdb")
-    ing = Ingestor(con)
-    ing.stage_file(path)
-    counts = ing.commit()
+    con, ing, counts = ingest_lines(tmp_path_factory.mktemp("diff"), lines)
     assert counts.inputs == n and counts.adds_up()
     assert ing.fast_lines > 0  # the fast path was really exercised
 
@@ -136,12 +140,7 @@ CRAFTED = [
 
 @pytest.mark.parametrize("text", CRAFTED)
 def test_crafted_lines_are_judged_as_the_reference_judges_them(tmp_path, text):
-    path = tmp_path / "one.jsonl"
-    path.write_bytes(text.encode() + b"\n")
-    con = connect(tmp_path / "s.duckdb")
-    ing = Ingestor(con)
-    ing.stage_file(path)
-    counts = ing.commit()
+    con, ing, counts = ingest_lines(tmp_path, [text.encode()])
     ref = parse_line(text.encode())
     if isinstance(ref, Accepted):
         row = con.execute("SELECT event_id, occurred_at_us, rtt_ms, reachable FROM archive_pings").fetchall()
@@ -193,13 +192,7 @@ def test_batch_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data
 
     n = data.draw(st.integers(5, 40))
     lines = [data.draw(batch_line(i)) for i in range(n)]
-    tmp = tmp_path_factory.mktemp("bdiff")
-    path = tmp / "batches.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    con = connect(tmp / "s.duckdb")
-    ing = Ingestor(con)
-    ing.stage_file(path)
-    counts = ing.commit()
+    con, ing, counts = ingest_lines(tmp_path_factory.mktemp("bdiff"), lines)
     assert counts.adds_up() and counts.inputs == n
     rows = con.execute("SELECT arrival_seq, event_id, node_id, occurred_at_us, occurred_at_raw, checker_id,"
                        " reachable, rtt_ms, batch_event_id FROM archive_pings ORDER BY arrival_seq, event_id").fetchall()
@@ -226,12 +219,7 @@ def test_a_batch_and_its_spaced_copy_are_exact_duplicates(tmp_path):
     compact = json.dumps(batch, separators=(",", ":")).encode()  # fast path
     spaced = json.dumps(batch).encode()  # slow path, same JSON value
     changed = json.dumps({**batch, "pings": [{**batch["pings"][0], "rtt_ms": 4.5}]}).encode()
-    path = tmp_path / "b.jsonl"
-    path.write_bytes(compact + b"\n" + spaced + b"\n" + changed + b"\n")
-    con = connect(tmp_path / "s.duckdb")
-    ing = Ingestor(con)
-    ing.stage_file(path)
-    counts = ing.commit()
+    con, ing, counts = ingest_lines(tmp_path, [compact, spaced, changed])
     assert ing.fast_lines == 1
     assert (counts.accepted, counts.duplicates, counts.rejected) == (1, 1, 1)
     assert con.execute("SELECT reason FROM rejected_events").fetchall() == [("conflicting_duplicate",)]
