@@ -41,10 +41,10 @@ def verify_epoch(con, reward_epoch: int, cfg: RulesetConfig = RULESET_V1) -> lis
         " WHERE reward_epoch = ? ORDER BY node_id", [reward_epoch]).fetchall()
     if [tuple(r) for r in rewards] != [tuple(r) for r in result.rewards]:
         diffs.append(f"epoch_rewards: {len(rewards)} stored rows differ from {len(result.rewards)} recomputed")
-    ledger = con.execute(
-        "SELECT entry_id, debit_account, credit_account, amount_base_units, reward_epoch, ref FROM ledger_entries"
-        " WHERE reward_epoch = ? ORDER BY entry_id", [reward_epoch]).fetchall()
-    if sorted(tuple(x) for x in ledger) != sorted(result.ledger):
+    ledger = fetch_polars(
+        con, "SELECT entry_id, debit_account, credit_account, amount_base_units, reward_epoch, ref FROM ledger_entries"
+             " WHERE reward_epoch = ? ORDER BY entry_id", [reward_epoch])
+    if not ledger.equals(result.ledger.select(ledger.columns).sort("entry_id")):
         diffs.append("ledger_entries differ from the recomputation")
     diffs += compare_slash_decisions(con, reward_epoch, result)
     return diffs

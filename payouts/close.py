@@ -24,6 +24,7 @@ build on; a late ping never changes them.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -105,6 +106,10 @@ class EpochInputs:
     slashing: SlashInputs | None = None
     # the stake ledger before this close: node_id → balance of its stake account
     stake_balances: dict[str, int] = field(default_factory=dict)
+    # the same, vectorised (what the store gathers): node_id, deposit_base_units (declared at
+    # end(e)), balance_base_units; when set, it replaces stake_balances and the deposits that
+    # `slashing.stake_events` would give (those then need only cover the nodes decided on)
+    stake: pl.DataFrame | None = None
 
 
 @dataclass
@@ -113,7 +118,8 @@ class EpochResult:
     scores: pl.DataFrame
     rewards: list[tuple[int, str, str, int, str]]  # (reward_epoch, node_id, pool, amount, wallet)
     epoch_row: dict
-    ledger: list[tuple[str, str, str, int, int, str]]
+    # ledger_entries rows: entry_id, debit_account, credit_account, amount_base_units, reward_epoch, ref
+    ledger: pl.DataFrame
     slashing: SlashOutcome | None = None
 
 
@@ -152,8 +158,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     reg_at_i = np.where(registered, df["registered_at_us"].fill_null(0).to_numpy(), 0).astype(np.int64)
     claimed = df["gpu_model"].to_list()
     model_of = {c: get_model(c) for c in set(claimed)}  # normalise each distinct claim once
-    models = [model_of[c] for c in claimed]
-    model_keys = [m.model_key if m is not None else None for m in models]
+    model_keys = [m.model_key if m is not None else None for m in map(model_of.__getitem__, claimed)]
     claimed_count = df["claimed_gpu_count"].fill_null(0).to_numpy().astype(np.int64)
 
     # §3 hardware: verdict of the latest benchmark against the claim, fresh or stale
@@ -169,7 +174,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     )
     bench_at = df["bench_at_us"].fill_null(0).to_numpy().astype(np.int64)
     fresh = has_bench & ((end_us - bench_at) <= cfg.hw_freshness_s * 1_000_000)
-    hw_col = np.where(~has_bench, VERDICT_NONE, np.where(fresh, verdicts, VERDICT_STALE)).astype(object)
+    hw_col = np.where(~has_bench, VERDICT_NONE, np.where(fresh, verdicts, VERDICT_STALE))
     hw_verified = hw_col == VERDICT_VERIFIED
     H = np.where(hw_verified, np.nan_to_num(ratios, nan=0.0), 0.0)
 
@@ -199,10 +204,22 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     outcome = None
     if inputs.slashing is not None:
         invariant(inputs.slashing.reward_epoch == e, "slashing inputs are for this epoch")
-        outcome = process_slashing(inputs.slashing, dict(zip(node_ids, (int(b) for b in bitmaps))), cfg)
-        slash_count = np.array([outcome.slash_count.get(nid, 0) for nid in node_ids], dtype=np.int64)
-        banned = np.array([outcome.banned.get(nid, False) for nid in node_ids], dtype=bool)
-    P = np.array([compute_penalty(int(c), cfg) for c in slash_count], dtype=np.float64) if n else np.zeros(0)
+        # the current bitmaps of the nodes whose jobs are checked (the rules read no other)
+        job_nodes = {j.node_id for j in inputs.slashing.jobs}
+        current = {node_ids[i]: int(bitmaps[i]) for i in _positions(node_ids, job_nodes)}
+        outcome = process_slashing(inputs.slashing, current, cfg)
+        slash_count = np.zeros(n, dtype=np.int64)
+        banned = np.zeros(n, dtype=bool)
+        for nid, i in zip(outcome.slash_count, _positions(node_ids, outcome.slash_count, keep_missing=True)):
+            if i is not None:
+                slash_count[i] = outcome.slash_count[nid]
+        for nid, i in zip(outcome.banned, _positions(node_ids, outcome.banned, keep_missing=True)):
+            if i is not None:
+                banned[i] = outcome.banned[nid]
+    # P per distinct count, by the scalar rule
+    counts, count_index = np.unique(slash_count, return_inverse=True)
+    P = np.array([compute_penalty(int(c), cfg) for c in counts], dtype=np.float64)[count_index.reshape(-1)] \
+        if n else np.zeros(0)
     R = compute_reputation_np(A, J, H, T, P, cfg)
 
     # §5 eligibility, first failing reason
@@ -212,30 +229,35 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
          up_slots < cfg.min_up_slots],
         [elig.NOT_REGISTERED, elig.BANNED, elig.HARDWARE_UNVERIFIED, elig.STREAK_SHORT, elig.NO_UPTIME],
         default="",
-    ).astype(object)
+    )
     eligible = reason == ""
 
     # §6 / §7 weights, pools, allocation (Python integers)
-    mult = np.array([m.multiplier_milli if m is not None else 0 for m in models], dtype=np.int64)
-    pools = [m.gpu_class if m is not None else None for m in models]
+    mult_of = {k: MODELS_BY_KEY[k].multiplier_milli if k is not None else 0 for k in set(model_keys)}
+    pool_of = {k: MODELS_BY_KEY[k].gpu_class if k is not None else None for k in set(model_keys)}
+    mult = np.fromiter(map(mult_of.__getitem__, model_keys), dtype=np.int64, count=n)
+    pools = np.array(list(map(pool_of.__getitem__, model_keys)), dtype=object)
     weight = np.where(eligible, up_slots * mult * claimed_count * R, 0).astype(np.int64)
     emission = compute_emission(e, cfg)
     enterprise_pool, community_pool = compute_pools(emission, cfg)
     wallets = df["wallet"].to_list()
     allocations = {}
-    for pool_name, pool_amount in ((POOL_ENTERPRISE, enterprise_pool), (POOL_COMMUNITY, community_pool)):
-        idx = [i for i in np.flatnonzero(eligible) if pools[i] == pool_name]
-        allocations[pool_name] = allocate_pool(pool_amount, {node_ids[i]: int(weight[i]) for i in idx})
     amounts = np.zeros(n, dtype=np.int64)
-    index_of = {nid: i for i, nid in enumerate(node_ids)}
-    rewards: list[tuple[int, str, str, int, str]] = []
-    for pool_name, alloc in allocations.items():
-        for nid, amount in alloc.shares.items():
-            invariant(amount >= 0, "every share is >= 0")
-            amounts[index_of[nid]] = amount
-            if amount > 0:
-                rewards.append((e, nid, pool_name, amount, wallets[index_of[nid]]))
-    rewards.sort(key=lambda r: r[1].encode())
+    eligible_idx = np.flatnonzero(eligible)
+    for pool_name, pool_amount in ((POOL_ENTERPRISE, enterprise_pool), (POOL_COMMUNITY, community_pool)):
+        idx = eligible_idx[pools[eligible_idx] == pool_name]
+        ids = [node_ids[i] for i in idx]
+        alloc = allocate_pool(pool_amount, dict(zip(ids, weight[idx].tolist())))
+        allocations[pool_name] = alloc
+        invariant(len(alloc.shares) == len(ids), "one share per weighted node")
+        amounts[idx] = np.fromiter(map(alloc.shares.__getitem__, ids), dtype=np.int64, count=len(ids))
+    invariant(bool((amounts >= 0).all()), "every share is >= 0")
+    # node_ids are in byte order (polars sorts strings by their UTF-8 bytes), so are the rewards
+    paid = np.flatnonzero(amounts > 0)
+    rewards: list[tuple[int, str, str, int, str]] = [
+        (e, node_ids[i], pools[i], a, wallets[i]) for i, a in zip(paid.tolist(), amounts[paid].tolist())]
+    invariant(all(rewards[k][1].encode() < rewards[k + 1][1].encode() for k in range(min(len(rewards), 64) - 1)),
+              "rewards are in node_id byte order")
     allocated = sum(r[3] for r in rewards)
     unallocated = sum(a.unallocated_base_units for a in allocations.values())
     invariant(allocated + unallocated == emission, f"Σ shares + unallocated == emission in epoch {e}")
@@ -248,7 +270,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
             "up_slots": pl.Series(up_slots, dtype=pl.Int32),
             "uptime_ratio": pl.Series(uptime_ratio, dtype=pl.Float64),
             "streak_slots": pl.Series(streak, dtype=pl.Int64),
-            "hw_verdict": pl.Series(list(hw_col), dtype=pl.String),
+            "hw_verdict": pl.Series(hw_col, dtype=pl.String),
             "reputation": pl.Series(np.where(registered, R, 0), dtype=pl.Int32),
             "rep_availability": pl.Series(A, dtype=pl.Float64),
             "rep_jobs": pl.Series(J, dtype=pl.Float64),
@@ -256,7 +278,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
             "rep_tenure": pl.Series(T, dtype=pl.Float64),
             "rep_penalty": pl.Series(P, dtype=pl.Float64),
             "eligible": pl.Series(eligible, dtype=pl.Boolean),
-            "ineligible_reason": pl.Series([r or None for r in reason], dtype=pl.String),
+            "ineligible_reason": pl.Series(reason, dtype=pl.String).replace("", None),
             "weight": pl.Series(weight, dtype=pl.Int64),
             "ruleset_version": pl.Series([cfg.ruleset_version] * n, dtype=pl.String),
             "slot_bitmap": pl.Series(bitmaps, dtype=pl.UInt64),
@@ -267,7 +289,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
             "gpu_model_claimed": pl.Series(claimed, dtype=pl.String),
             "gpu_model_key": pl.Series(model_keys, dtype=pl.String),
             "gpu_count": pl.Series(claimed_count, dtype=pl.Int32),
-            "pool": pl.Series(pools, dtype=pl.String),
+            "pool": pl.Series(pools.tolist(), dtype=pl.String),
             "multiplier_milli": pl.Series(mult, dtype=pl.Int32),
             "wallet": pl.Series(wallets, dtype=pl.String),
             "hw_ratio": pl.Series(np.where(hw_verified, H, np.nan), dtype=pl.Float64),
@@ -306,10 +328,125 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
         "watermark_us": inputs.watermark_us,
         "late_events": inputs.late_events,
     }
-    ledger = compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations)
+    parts = [compute_ledger_parts(enterprise_pool, community_pool, node_ids, pools, amounts, paid, allocations)]
     if outcome is not None:
-        ledger += compute_stake_ledger_entries(e, inputs.slashing, outcome, inputs.stake_balances, cfg)
+        if inputs.stake is not None:
+            parts.append(compute_stake_ledger_parts(e, inputs.stake, outcome, cfg))
+        else:
+            parts.append(ledger_parts_from_entries(
+                compute_stake_ledger_entries(e, inputs.slashing, outcome, inputs.stake_balances, cfg)))
+    ledger = compute_ledger_frame(e, pl.concat(parts))
     return EpochResult(e, scores, rewards, epoch_row, ledger, outcome)
+
+
+def _positions(node_ids: list[str], wanted, keep_missing: bool = False) -> list:
+    """Indexes in the sorted `node_ids` of the ids in `wanted` (in its order); a missing one is
+    skipped, or None with keep_missing."""
+    out = []
+    for nid in wanted:
+        i = bisect.bisect_left(node_ids, nid)
+        found = i < len(node_ids) and node_ids[i] == nid
+        if found or keep_missing:
+            out.append(i if found else None)
+    return out
+
+
+LEDGER_PARTS_SCHEMA = {"kind": pl.String, "subject": pl.String, "debit_account": pl.String,
+                       "credit_account": pl.String, "amount_base_units": pl.Int64}
+
+
+def compute_ledger_frame(e: int, parts: pl.DataFrame) -> pl.DataFrame:
+    """The ledger rows of (kind, subject, debit, credit, amount) entries, in their order:
+    entry_id = sha256("<e>|<kind>|<subject>") in lower-case hex, ref = "reward_epoch:<e>:<kind>:<subject>".
+
+    The hashing runs in DuckDB (an in-memory database, no store): at 10⁶ entries Python's
+    hashlib costs seconds. `tests/property` holds it to hashlib."""
+    import duckdb
+
+    mem = duckdb.connect()
+    try:
+        mem.register("parts", parts)
+        out = mem.sql("""
+            SELECT sha256(CAST($e AS VARCHAR) || '|' || kind || '|' || subject) AS entry_id,
+                   debit_account, credit_account, amount_base_units, $e::BIGINT AS reward_epoch,
+                   'reward_epoch:' || CAST($e AS VARCHAR) || ':' || kind || ':' || subject AS ref
+            FROM parts
+        """, params={"e": e}).to_arrow_table()
+    finally:
+        mem.close()
+    return pl.from_arrow(out)
+
+
+def ledger_parts_from_entries(entries) -> pl.DataFrame:
+    """(kind, subject, …) parts of ledger tuples written by the scalar functions below."""
+    rows = []
+    for entry_id, debit, credit, amount, e, ref in entries:
+        _, _, kind, subject = ref.split(":", 3)
+        rows.append((kind, subject, debit, credit, amount))
+    return pl.DataFrame(rows, orient="row", schema=LEDGER_PARTS_SCHEMA)
+
+
+def compute_ledger_parts(enterprise_pool, community_pool, node_ids, pools, amounts, paid, allocations) -> pl.DataFrame:
+    """`compute_ledger_entries` as columns (its reference): fund, reward per paid node (node_id byte
+    order), unallocated per pool."""
+    fund = [("fund", pool_name, ACCOUNT_EMISSION, ACCOUNT_POOL.format(pool=pool_name), amount)
+            for pool_name, amount in ((POOL_ENTERPRISE, enterprise_pool), (POOL_COMMUNITY, community_pool))]
+    unalloc = [("unallocated", pool_name, ACCOUNT_POOL.format(pool=pool_name), ACCOUNT_UNALLOCATED,
+                alloc.unallocated_base_units)
+               for pool_name, alloc in allocations.items() if alloc.unallocated_base_units]
+    ids = pl.Series("subject", [node_ids[i] for i in paid.tolist()], dtype=pl.String)
+    reward = pl.DataFrame({
+        "kind": pl.Series(["reward"] * len(paid), dtype=pl.String),
+        "subject": ids,
+        "debit_account": pl.Series(pools[paid].tolist(), dtype=pl.String),
+        "amount_base_units": pl.Series(amounts[paid], dtype=pl.Int64),
+    }).select(
+        "kind", "subject", ("pool:" + pl.col("debit_account")).alias("debit_account"),
+        ("node:" + pl.col("subject") + ":rewards").alias("credit_account"), "amount_base_units")
+    return pl.concat([pl.DataFrame(fund, orient="row", schema=LEDGER_PARTS_SCHEMA), reward,
+                      pl.DataFrame(unalloc, orient="row", schema=LEDGER_PARTS_SCHEMA)])
+
+
+def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcome,
+                               cfg: RulesetConfig = RULESET_V1) -> pl.DataFrame:
+    """`compute_stake_ledger_entries` (the reference) over columns: `stake` holds per node the
+    declared deposit at end(e) and the balance before this close; the decisions are few and stay
+    in Python. Same entries, same order (deposits / withdrawals by node_id, then slashes by
+    decision_id)."""
+    final_total: dict[str, int] = {}
+    for d in outcome.decisions:
+        if d.status == STATUS_FINAL:
+            final_total[d.node_id] = final_total.get(d.node_id, 0) + d.amount_base_units
+    finalized = sorted(outcome.finalized, key=lambda d: d.decision_id)
+    slashed_now: dict[str, int] = {}
+    for d in finalized:
+        slashed_now[d.node_id] = slashed_now.get(d.node_id, 0) + d.amount_base_units
+    keys = sorted(set(final_total) | set(slashed_now))
+    adj = pl.DataFrame({"node_id": keys, "final_total": [final_total.get(k, 0) for k in keys],
+                        "slashed_now": [slashed_now.get(k, 0) for k in keys]},
+                       schema={"node_id": pl.String, "final_total": pl.Int64, "slashed_now": pl.Int64})
+    f = (stake.select("node_id", "deposit_base_units", "balance_base_units")
+         .join(adj, on="node_id", how="full", coalesce=True)
+         .with_columns(pl.col("deposit_base_units", "balance_base_units", "final_total", "slashed_now").fill_null(0))
+         .with_columns(pl.max_horizontal(pl.lit(0, pl.Int64),
+                                         pl.col("deposit_base_units") - pl.col("final_total")).alias("target"))
+         .with_columns((pl.col("target") + pl.col("slashed_now") - pl.col("balance_base_units")).alias("delta")))
+    bad = f.filter((pl.col("balance_base_units") + pl.col("delta") - pl.col("slashed_now") != pl.col("target"))
+                   | (pl.col("target") < 0))
+    invariant(bad.height == 0, f"stake of {bad['node_id'][0] if bad.height else ''} stays >= 0 in epoch {e}")
+    moves = (f.filter(pl.col("delta") != 0).sort("node_id")
+             .select(pl.when(pl.col("delta") > 0).then(pl.lit("stake_deposit")).otherwise(pl.lit("stake_withdrawal"))
+                     .alias("kind"),
+                     pl.col("node_id").alias("subject"),
+                     pl.when(pl.col("delta") > 0).then(pl.lit(ACCOUNT_STAKE_EXTERNAL))
+                     .otherwise("node:" + pl.col("node_id") + ":stake").alias("debit_account"),
+                     pl.when(pl.col("delta") > 0).then("node:" + pl.col("node_id") + ":stake")
+                     .otherwise(pl.lit(ACCOUNT_STAKE_EXTERNAL)).alias("credit_account"),
+                     pl.col("delta").abs().alias("amount_base_units")))
+    slashes = pl.DataFrame(
+        [("slash", d.decision_id, ACCOUNT_STAKE.format(node_id=d.node_id), ACCOUNT_SLASHED, d.amount_base_units)
+         for d in finalized if d.amount_base_units > 0], orient="row", schema=LEDGER_PARTS_SCHEMA)
+    return pl.concat([moves.cast(LEDGER_PARTS_SCHEMA), slashes])
 
 
 def compute_ledger_entries(e, enterprise_pool, community_pool, rewards, allocations):
@@ -410,10 +547,48 @@ def get_first_reward_epoch(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
     return (row[0] - cfg.genesis_us) // cfg.reward_epoch_us
 
 
+def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> None:
+    """The temp tables a close reads its registrations and benchmarks from, payloads parsed once.
+
+    close_reg    the first `node.registered` per node by (occurred_at, event_id) among those arrived
+                 (§10: the first one stands); the close of e uses it when it occurred before end(e),
+                 which is exactly the first among those that did
+    close_bench  every benchmark arrived, its figures and fingerprints extracted (the close reads the
+                 latest before end(e) per node, §8 reads them all)
+    """
+    p = {"cutoff": cutoff_seq}
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE close_reg AS
+        SELECT node_id, event_id, arrival_seq, registered_at_us,
+               x[1] AS wallet, x[2] AS gpu_model, x[3]::BIGINT AS gpu_count
+        FROM (
+            SELECT node_id, arg_min(event_id, (occurred_at_us, event_id)) AS event_id,
+                   arg_min(arrival_seq, (occurred_at_us, event_id)) AS arrival_seq,
+                   min(occurred_at_us) AS registered_at_us,
+                   json_extract_string(arg_min(payload, (occurred_at_us, event_id)),
+                                       ['$.wallet', '$.gpu_model', '$.gpu_count']) AS x
+            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
+            GROUP BY node_id)
+    """, p)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE close_bench AS
+        SELECT event_id, node_id, occurred_at_us, arrival_seq,
+               x[1]::DOUBLE AS fp32_tflops, x[2]::DOUBLE AS mem_bandwidth_gbps, x[3]::DOUBLE AS vram_gb,
+               x[4]::BIGINT AS gpu_count, fps
+        FROM (
+            SELECT event_id, node_id, occurred_at_us, arrival_seq,
+                   json_extract_string(payload, ['$.fp32_tflops', '$.mem_bandwidth_gbps', '$.vram_gb',
+                                                 '$.gpu_count']) AS x,
+                   json_extract_string(payload, '$.gpu_fingerprints[*]') AS fps
+            FROM archive_events WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff)
+    """, p)
+
+
 def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
                         cfg: RulesetConfig = RULESET_V1) -> EpochInputs:
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
+    create_close_tables(con, e, cutoff_seq, cfg)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_nodes AS
         WITH pings AS (
@@ -425,17 +600,13 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
             SELECT DISTINCT node_id FROM archive_events
             WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
         ), reg AS (
-            SELECT node_id, arg_min(payload, (occurred_at_us, event_id)) AS payload,
-                   min(occurred_at_us) AS registered_at_us
-            FROM archive_events
-            WHERE event_type = 'node.registered' AND occurred_at_us < $end AND arrival_seq <= $cutoff
-            GROUP BY node_id
+            SELECT * FROM close_reg WHERE registered_at_us < $end
         ), bench AS (
-            SELECT node_id, arg_max(event_id, (occurred_at_us, event_id)) AS bench_event_id,
-                   arg_max(payload, (occurred_at_us, event_id)) AS payload,
-                   max(occurred_at_us) AS bench_at_us
-            FROM archive_events
-            WHERE event_type = 'benchmark' AND occurred_at_us < $end AND arrival_seq <= $cutoff
+            SELECT node_id, max(occurred_at_us) AS bench_at_us,
+                   arg_max({'event_id': event_id, 'fp32_tflops': fp32_tflops,
+                            'mem_bandwidth_gbps': mem_bandwidth_gbps, 'vram_gb': vram_gb,
+                            'gpu_count': gpu_count}, (occurred_at_us, event_id)) AS b
+            FROM close_bench WHERE occurred_at_us < $end
             GROUP BY node_id
         ), first_jobs AS (
             SELECT arg_min(node_id, (occurred_at_us, event_id)) AS node_id,
@@ -458,14 +629,14 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         SELECT ids.node_id,
                coalesce(pings.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
                reg.registered_at_us,
-               reg.payload ->> '$.wallet' AS wallet,
-               reg.payload ->> '$.gpu_model' AS gpu_model,
-               (reg.payload ->> '$.gpu_count')::BIGINT AS claimed_gpu_count,
-               bench.bench_event_id, bench.bench_at_us,
-               (bench.payload ->> '$.fp32_tflops')::DOUBLE AS fp32_tflops,
-               (bench.payload ->> '$.mem_bandwidth_gbps')::DOUBLE AS mem_bandwidth_gbps,
-               (bench.payload ->> '$.vram_gb')::DOUBLE AS vram_gb,
-               (bench.payload ->> '$.gpu_count')::BIGINT AS found_gpu_count,
+               reg.wallet,
+               reg.gpu_model,
+               reg.gpu_count AS claimed_gpu_count,
+               bench.b.event_id AS bench_event_id, bench.bench_at_us,
+               bench.b.fp32_tflops AS fp32_tflops,
+               bench.b.mem_bandwidth_gbps AS mem_bandwidth_gbps,
+               bench.b.vram_gb AS vram_gb,
+               bench.b.gpu_count AS found_gpu_count,
                jobs.jobs_succeeded, jobs.jobs_failed_node,
                prev.prev_streak, prev.prev_up, prev.prev_num, prev.prev_den,
                0 AS slash_count, false AS banned
@@ -502,7 +673,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
     wm = con.execute("SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq <= $cutoff",
                      {"cutoff": cutoff_seq}).fetchone()[0]
     wm = None if wm is None else wm - cfg.allowed_lateness_s * 1_000_000
-    slashing = gather_slash_inputs(con, e, cutoff_seq, cfg)
+    slashing = _gather_slash_inputs(con, e, cutoff_seq, cfg)
     return EpochInputs(
         reward_epoch=e,
         first_reward_epoch=first_epoch,
@@ -514,7 +685,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         nodes=nodes,
         uptime_history=history,
         slashing=slashing,
-        stake_balances=get_stake_balances(con, e),
+        stake=get_stake_frame(con, e, cutoff_seq, cfg),
     )
 
 
@@ -552,10 +723,55 @@ def _decision_from_row(row: dict, e: int) -> Decision:
     )
 
 
+def get_stake_frame(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> pl.DataFrame:
+    """Per node with a stake event or a stake account: the declared deposit at end(e) (the latest
+    `node.registered` / `node.stake_changed` by (occurred_at, event_id) with occurred_at < end(e),
+    0 when none) and the stake account's balance after the closes before e."""
+    end_us = get_epoch_end_us(e, cfg)
+    return fetch_polars(con, """
+        WITH dep AS (
+            SELECT node_id,
+                   arg_max((payload ->> '$.stake_base_units')::BIGINT, (occurred_at_us, event_id))
+                       FILTER (occurred_at_us < $end) AS deposit
+            FROM archive_events
+            WHERE event_type IN ('node.registered', 'node.stake_changed') AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), bal AS (
+            SELECT substr(account, 6, length(account) - 11) AS node_id, sum(amount)::BIGINT AS balance
+            FROM (
+                SELECT credit_account AS account, amount_base_units::HUGEINT AS amount FROM ledger_entries
+                WHERE reward_epoch < $e AND credit_account LIKE 'node:%:stake'
+                UNION ALL
+                SELECT debit_account, -amount_base_units::HUGEINT FROM ledger_entries
+                WHERE reward_epoch < $e AND debit_account LIKE 'node:%:stake')
+            GROUP BY account
+        )
+        SELECT node_id, coalesce(dep.deposit, 0)::BIGINT AS deposit_base_units,
+               coalesce(bal.balance, 0)::BIGINT AS balance_base_units
+        FROM dep FULL JOIN bal USING (node_id)
+        ORDER BY node_id
+    """, {"e": e, "cutoff": cutoff_seq, "end": end_us})
+
+
 def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
     """What the close of e needs for §8: the decisions made before it, the jobs and benchmarks to
     check now (their check epoch is e, or evidence for them arrived since the previous close),
     and the stake events, appeals and recorded slot bitmaps to decide them with."""
+    create_close_tables(con, e, cutoff_seq, cfg)
+    return _gather_slash_inputs(con, e, cutoff_seq, cfg)
+
+
+def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
+    """`gather_slash_inputs` over the tables of `create_close_tables`.
+
+    Of the benchmarks to check, only those that can be fraud are handed to the rules: those
+    reporting a fingerprint first reported by another node, or whose ratio to the claimed model's
+    spec reaches the impossible bound (less a relative 1e-9, so this is a superset of what the
+    scalar rule finds, which then decides each one). A benchmark outside it cannot give a
+    decision (`get_fraud_candidates` skips it), so the outcome is the same; the registrations and
+    stake events handed over are those of the nodes the rules can decide on."""
+    import orjson
+
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     prev = get_previous_cutoff(con, e)
     p = {"e": e, "cutoff": cutoff_seq, "prev": prev, "start": start_us, "end": end_us}
@@ -588,7 +804,6 @@ def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                OR ended_approx >= $start - $day)
         ORDER BY job_id
     """, {**{k: p[k] for k in ("e", "cutoff", "prev", "start")}, "day": day_us}).fetchall()
-    import orjson
 
     jobs = []
     for job_id, node_id, event_id, occurred_at_us, payload in rows:
@@ -614,63 +829,87 @@ def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
 
     # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE slash_bench AS
-        SELECT node_id, event_id, occurred_at_us, arrival_seq, payload FROM archive_events
-        WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff
-    """, {"cutoff": cutoff_seq})
-    con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_fp AS
-        SELECT DISTINCT event_id, unnest(json_extract_string(payload, '$.gpu_fingerprints[*]')) AS fp
-        FROM slash_bench
+        SELECT DISTINCT event_id, unnest(fps) AS fp FROM close_bench
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
-        WITH reg AS (
-            SELECT node_id, arg_min(arrival_seq, (occurred_at_us, event_id)) AS reg_arrival,
-                   min(occurred_at_us) AS reg_at
-            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
-            GROUP BY node_id
-        ), new_fp AS (
-            SELECT DISTINCT f.fp FROM slash_bench_fp f JOIN slash_bench b USING (event_id) WHERE b.arrival_seq > $prev
+        WITH new_fp AS (
+            SELECT DISTINCT f.fp FROM slash_bench_fp f JOIN close_bench b USING (event_id) WHERE b.arrival_seq > $prev
         )
-        SELECT b.event_id FROM slash_bench b LEFT JOIN reg USING (node_id)
+        SELECT b.event_id FROM close_bench b LEFT JOIN close_reg reg USING (node_id)
         WHERE b.occurred_at_us < $end
           AND sha256('hardware_fraud|' || b.node_id || '|' || b.event_id) NOT IN
               (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
-          AND (b.occurred_at_us >= $start OR b.arrival_seq > $prev OR coalesce(reg.reg_arrival > $prev, false)
-               OR coalesce(reg.reg_at >= $start AND reg.reg_at < $end, false)
+          AND (b.occurred_at_us >= $start OR b.arrival_seq > $prev OR coalesce(reg.arrival_seq > $prev, false)
+               OR coalesce(reg.registered_at_us >= $start AND reg.registered_at_us < $end, false)
                OR b.event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (SELECT fp FROM new_fp)))
-    """, p)
+    """, {k: p[k] for k in ("e", "prev", "start", "end")})
+    # The claimed models of the candidates' nodes, normalised once per distinct claim (§3).
+    claims = [r[0] for r in con.execute("""
+        SELECT DISTINCT reg.gpu_model FROM slash_bench_cand c JOIN close_bench b USING (event_id)
+        JOIN close_reg reg USING (node_id) WHERE reg.gpu_model IS NOT NULL
+    """).fetchall()]
+    specs = [(c, m.spec_fp32_tflops, m.spec_bw_gbps) for c in claims if (m := get_model(c)) is not None]
+    claim_spec = pl.DataFrame(specs, orient="row", schema=[  # noqa: F841
+        ("claim", pl.String), ("spec_fp32", pl.Float64), ("spec_bw", pl.Float64)])
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
+        WITH cand_fp AS (
+            SELECT f.event_id, f.fp FROM slash_bench_fp f JOIN slash_bench_cand c USING (event_id)
+        ), owner AS (
+            SELECT f.fp, arg_min(b.node_id, (b.occurred_at_us, b.event_id)) AS owner_node
+            FROM slash_bench_fp f JOIN close_bench b USING (event_id)
+            WHERE f.fp IN (SELECT fp FROM cand_fp)
+            GROUP BY f.fp
+        ), reused AS (
+            SELECT DISTINCT cf.event_id FROM cand_fp cf JOIN close_bench b USING (event_id) JOIN owner o USING (fp)
+            WHERE o.owner_node <> b.node_id
+        )
+        SELECT c.event_id FROM slash_bench_cand c JOIN close_bench b USING (event_id)
+        LEFT JOIN close_reg reg USING (node_id) LEFT JOIN claim_spec s ON s.claim = reg.gpu_model
+        WHERE c.event_id IN (SELECT event_id FROM reused)
+           OR coalesce(b.fp32_tflops / s.spec_fp32 >= $lim OR b.mem_bandwidth_gbps / s.spec_bw >= $lim, false)
+    """, {"lim": cfg.hw_impossible_ratio * (1 - 1e-9)})
 
     def bench_facts(sql: str) -> list[BenchmarkFacts]:
         out = []
-        for event_id, node_id, at, payload in con.execute(sql).fetchall():
+        for event_id, node_id, at, payload in con.execute(sql, {"cutoff": cutoff_seq}).fetchall():
             b = orjson.loads(payload)
             out.append(BenchmarkFacts(event_id, node_id, at, tuple(b["gpu_fingerprints"]), float(b["fp32_tflops"]),
                                       float(b["mem_bandwidth_gbps"]), float(b["vram_gb"]), int(b["gpu_count"])))
         return out
 
     benchmarks = bench_facts("""
-        SELECT event_id, node_id, occurred_at_us, payload FROM slash_bench
-        WHERE event_id IN (SELECT event_id FROM slash_bench_cand) ORDER BY event_id""")
+        SELECT event_id, node_id, occurred_at_us, payload FROM archive_events
+        WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff
+          AND event_id IN (SELECT event_id FROM slash_bench_sus) ORDER BY event_id""")
     related = bench_facts("""
-        SELECT event_id, node_id, occurred_at_us, payload FROM slash_bench
-        WHERE event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (
-            SELECT fp FROM slash_bench_fp WHERE event_id IN (SELECT event_id FROM slash_bench_cand)))
+        SELECT event_id, node_id, occurred_at_us, payload FROM archive_events
+        WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff
+          AND event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (
+            SELECT fp FROM slash_bench_fp WHERE event_id IN (SELECT event_id FROM slash_bench_sus)))
         ORDER BY event_id""") if benchmarks else []
 
+    # Registrations and stake events of the nodes the rules may decide on at this close.
+    subjects = sorted({b.node_id for b in benchmarks} | {j.node_id for j in jobs})
     registrations: dict[str, RegistrationFacts] = {}
     stake_events: dict[str, list[tuple[int, str, int]]] = {}
-    for node_id, event_id, event_type, at, model, count, stake in con.execute("""
-        SELECT node_id, event_id, event_type, occurred_at_us, payload ->> '$.gpu_model',
-               (payload ->> '$.gpu_count')::BIGINT, (payload ->> '$.stake_base_units')::BIGINT
-        FROM archive_events
-        WHERE event_type IN ('node.registered', 'node.stake_changed') AND arrival_seq <= $cutoff
-        ORDER BY node_id, occurred_at_us, event_id
-    """, {"cutoff": cutoff_seq}).fetchall():
-        stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
-        if event_type == "node.registered" and node_id not in registrations:
+    if subjects:
+        subject_nodes = pl.DataFrame({"node_id": subjects}, schema={"node_id": pl.String})  # noqa: F841
+        for node_id, event_id, at, model, count in con.execute("""
+            SELECT node_id, event_id, registered_at_us, gpu_model, gpu_count FROM close_reg
+            WHERE node_id IN (SELECT node_id FROM subject_nodes)
+        """).fetchall():
             registrations[node_id] = RegistrationFacts(node_id, event_id, at, model, int(count))
+        for node_id, event_id, at, stake in con.execute("""
+            SELECT node_id, event_id, occurred_at_us, (payload ->> '$.stake_base_units')::BIGINT
+            FROM archive_events
+            WHERE event_type IN ('node.registered', 'node.stake_changed') AND arrival_seq <= $cutoff
+              AND node_id IN (SELECT node_id FROM subject_nodes)
+            ORDER BY node_id, occurred_at_us, event_id
+        """, {"cutoff": cutoff_seq}).fetchall():
+            stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
 
     appeals: dict[str, list[tuple[int, str]]] = {}
     for decision_id, at, event_id in con.execute("""
@@ -703,11 +942,9 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
                 schema=[("reward_epoch", pl.Int64), ("node_id", pl.String), ("pool", pl.String),
                         ("amount_base_units", pl.Int64), ("wallet", pl.String), ("ruleset_version", pl.String)])
             con.execute("INSERT INTO epoch_rewards BY NAME SELECT * FROM rewards")
-        if result.ledger:
-            ledger = pl.DataFrame(  # noqa: F841
-                result.ledger, orient="row",
-                schema=[("entry_id", pl.String), ("debit_account", pl.String), ("credit_account", pl.String),
-                        ("amount_base_units", pl.Int64), ("reward_epoch", pl.Int64), ("ref", pl.String)])
+        if result.ledger.height:
+            # in key order: the primary-key index takes sorted keys faster
+            ledger = result.ledger.sort("entry_id")  # noqa: F841
             con.execute("INSERT INTO ledger_entries BY NAME SELECT * FROM ledger")
         if result.slashing is not None:
             write_slash_decisions(con, result.slashing, row["ruleset_version"])

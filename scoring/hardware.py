@@ -201,12 +201,19 @@ def compute_hw_verdicts_np(
     import numpy as np
 
     n = len(model_keys)
-    known = np.array([k is not None for k in model_keys], dtype=bool)
-    spec = np.array(
+    # one row of specs per distinct key (row 0: no model), gathered by index
+    distinct = {None: 0}
+    for k in model_keys:
+        if k not in distinct:
+            distinct[k] = len(distinct)
+    table = np.array(
         [(MODELS_BY_KEY[k].spec_fp32_tflops, MODELS_BY_KEY[k].spec_bw_gbps, MODELS_BY_KEY[k].spec_memory_gb)
-         if k is not None else (1.0, 1.0, 1.0) for k in model_keys],
+         if k is not None else (1.0, 1.0, 1.0) for k in distinct],
         dtype=np.float64,
-    ).reshape(n, 3)
+    ).reshape(len(distinct), 3)
+    index = np.fromiter(map(distinct.__getitem__, model_keys), dtype=np.int64, count=n)
+    known = index != 0
+    spec = table[index]
     fp32 = np.asarray(fp32_tflops, dtype=np.float64)
     bw = np.asarray(mem_bandwidth_gbps, dtype=np.float64)
     vram = np.asarray(vram_gb, dtype=np.float64)
