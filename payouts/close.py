@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -91,6 +92,7 @@ class EpochInputs:
     reward_epoch: int
     first_reward_epoch: int
     input_arrival_seq: int
+    # both may be given as a `Future` of (count, digest) while the store still computes them
     input_event_count: int
     input_events_digest: str
     watermark_us: int
@@ -139,6 +141,7 @@ def compute_availability_from_history(
 
 def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> EpochResult:
     e = inputs.reward_epoch
+    input_event_count, input_events_digest = inputs.input_event_count, inputs.input_events_digest
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     df = inputs.nodes.sort("node_id")
     n = df.height
@@ -308,6 +311,8 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
         [pl.when(reg_series).then(pl.col(c)).otherwise(None).alias(c) for c in null_if_unregistered]
     ).with_columns(pl.col("hw_ratio").fill_nan(None))
 
+    if isinstance(input_events_digest, Future):  # the store's digest of the inputs, computed meanwhile
+        input_event_count, input_events_digest = input_events_digest.result()
     epoch_row = {
         "reward_epoch": e,
         "emission_base_units": emission,
@@ -323,8 +328,8 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
         "scored_nodes": n,
         "params_sha256": cfg.params_sha256,
         "input_arrival_seq": inputs.input_arrival_seq,
-        "input_event_count": inputs.input_event_count,
-        "input_events_sha256": inputs.input_events_digest,
+        "input_event_count": input_event_count,
+        "input_events_sha256": input_events_digest,
         "watermark_us": inputs.watermark_us,
         "late_events": inputs.late_events,
     }
@@ -557,18 +562,23 @@ def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                  latest before end(e) per node, §8 reads them all)
     """
     p = {"cutoff": cutoff_seq}
+    # the first by (occurred_at, event_id), then its row (event ids are unique in the archive)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_reg AS
+        WITH first AS (
+            SELECT node_id, arg_min(event_id, (occurred_at_us, event_id)) AS event_id,
+                   min(occurred_at_us) AS registered_at_us
+            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        )
         SELECT node_id, event_id, arrival_seq, registered_at_us,
                x[1] AS wallet, x[2] AS gpu_model, x[3]::BIGINT AS gpu_count
         FROM (
-            SELECT node_id, arg_min(event_id, (occurred_at_us, event_id)) AS event_id,
-                   arg_min(arrival_seq, (occurred_at_us, event_id)) AS arrival_seq,
-                   min(occurred_at_us) AS registered_at_us,
-                   json_extract_string(arg_min(payload, (occurred_at_us, event_id)),
-                                       ['$.wallet', '$.gpu_model', '$.gpu_count']) AS x
-            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
-            GROUP BY node_id)
+            SELECT a.node_id, a.event_id, a.arrival_seq, a.occurred_at_us AS registered_at_us,
+                   json_extract_string(a.payload, ['$.wallet', '$.gpu_model', '$.gpu_count']) AS x
+            FROM first f JOIN archive_events a
+              ON a.event_id = f.event_id AND a.node_id = f.node_id AND a.occurred_at_us = f.registered_at_us
+            WHERE a.event_type = 'node.registered' AND a.arrival_seq <= $cutoff)
     """, p)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_bench AS
@@ -588,6 +598,9 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
                         cfg: RulesetConfig = RULESET_V1) -> EpochInputs:
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
+    # The digest hashes every input event id (tens of millions): DuckDB computes it on a second
+    # connection while this one gathers and the Python side computes, which is mostly one core.
+    digest = submit_input_digest(con, e, cutoff_seq, cfg)
     create_close_tables(con, e, cutoff_seq, cfg)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_nodes AS
@@ -601,13 +614,14 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
             WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
         ), reg AS (
             SELECT * FROM close_reg WHERE registered_at_us < $end
-        ), bench AS (
-            SELECT node_id, max(occurred_at_us) AS bench_at_us,
-                   arg_max({'event_id': event_id, 'fp32_tflops': fp32_tflops,
-                            'mem_bandwidth_gbps': mem_bandwidth_gbps, 'vram_gb': vram_gb,
-                            'gpu_count': gpu_count}, (occurred_at_us, event_id)) AS b
+        ), latest AS (
+            SELECT node_id, arg_max(event_id, (occurred_at_us, event_id)) AS event_id
             FROM close_bench WHERE occurred_at_us < $end
             GROUP BY node_id
+        ), bench AS (
+            SELECT b.node_id, b.occurred_at_us AS bench_at_us, b.event_id AS bench_event_id, b.fp32_tflops,
+                   b.mem_bandwidth_gbps, b.vram_gb, b.gpu_count AS found_gpu_count
+            FROM latest JOIN close_bench b USING (node_id, event_id)
         ), first_jobs AS (
             SELECT arg_min(node_id, (occurred_at_us, event_id)) AS node_id,
                    arg_min(payload ->> '$.status', (occurred_at_us, event_id)) AS status
@@ -632,11 +646,8 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
                reg.wallet,
                reg.gpu_model,
                reg.gpu_count AS claimed_gpu_count,
-               bench.b.event_id AS bench_event_id, bench.bench_at_us,
-               bench.b.fp32_tflops AS fp32_tflops,
-               bench.b.mem_bandwidth_gbps AS mem_bandwidth_gbps,
-               bench.b.vram_gb AS vram_gb,
-               bench.b.gpu_count AS found_gpu_count,
+               bench.bench_event_id, bench.bench_at_us,
+               bench.fp32_tflops, bench.mem_bandwidth_gbps, bench.vram_gb, bench.found_gpu_count,
                jobs.jobs_succeeded, jobs.jobs_failed_node,
                prev.prev_streak, prev.prev_up, prev.prev_num, prev.prev_den,
                0 AS slash_count, false AS banned
@@ -659,13 +670,6 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
     for node_id, k, u in rows:
         history.setdefault(node_id, {})[k] = u
 
-    count, digest = con.execute("""
-        SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM (
-            SELECT event_id FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
-            UNION ALL
-            SELECT event_id FROM archive_events
-            WHERE occurred_at_us < $end AND arrival_seq <= $cutoff AND event_type <> 'ping.batch')
-    """, {"e": e, "cutoff": cutoff_seq, "end": end_us}).fetchone()
     late = con.execute("""
         SELECT (SELECT count(*) FROM archive_pings WHERE late AND arrival_seq <= $cutoff)
              + (SELECT count(*) FROM archive_events WHERE late AND arrival_seq <= $cutoff)
@@ -678,8 +682,8 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         reward_epoch=e,
         first_reward_epoch=first_epoch,
         input_arrival_seq=cutoff_seq,
-        input_event_count=int(count),
-        input_events_digest=f"{int(digest):032x}",
+        input_event_count=digest,
+        input_events_digest=digest,
         watermark_us=wm if wm is not None else 0,
         late_events=int(late),
         nodes=nodes,
@@ -687,6 +691,35 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         slashing=slashing,
         stake=get_stake_frame(con, e, cutoff_seq, cfg),
     )
+
+
+def get_input_digest(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> tuple[int, str]:
+    """(count, digest) of the close's inputs: the epoch's pings and every other event before
+    end(e), arrived by the cutoff; digest = XOR of md5(event_id) as 32 hex digits."""
+    count, digest = con.execute("""
+        SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM (
+            SELECT event_id FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
+            UNION ALL
+            SELECT event_id FROM archive_events
+            WHERE occurred_at_us < $end AND arrival_seq <= $cutoff AND event_type <> 'ping.batch')
+    """, {"e": e, "cutoff": cutoff_seq, "end": get_epoch_end_us(e, cfg)}).fetchall()[0]
+    return int(count), f"{int(digest):032x}"
+
+
+def submit_input_digest(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> Future:
+    """`get_input_digest` on its own connection (a cursor of the same database) in a thread."""
+    cur = con.cursor()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="close-digest")
+
+    def run():
+        try:
+            return get_input_digest(cur, e, cutoff_seq, cfg)
+        finally:
+            cur.close()
+
+    future = pool.submit(run)
+    pool.shutdown(wait=False)
+    return future
 
 
 def get_previous_cutoff(con, e: int) -> int:
@@ -855,16 +888,14 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
         ("claim", pl.String), ("spec_fp32", pl.Float64), ("spec_bw", pl.Float64)])
     con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
-        WITH cand_fp AS (
-            SELECT f.event_id, f.fp FROM slash_bench_fp f JOIN slash_bench_cand c USING (event_id)
-        ), owner AS (
+        WITH shared AS (  -- reported by more than one node: the only ones another node can own
             SELECT f.fp, arg_min(b.node_id, (b.occurred_at_us, b.event_id)) AS owner_node
             FROM slash_bench_fp f JOIN close_bench b USING (event_id)
-            WHERE f.fp IN (SELECT fp FROM cand_fp)
-            GROUP BY f.fp
+            GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
         ), reused AS (
-            SELECT DISTINCT cf.event_id FROM cand_fp cf JOIN close_bench b USING (event_id) JOIN owner o USING (fp)
-            WHERE o.owner_node <> b.node_id
+            SELECT DISTINCT f.event_id FROM shared s JOIN slash_bench_fp f USING (fp)
+            JOIN close_bench b USING (event_id)
+            WHERE s.owner_node <> b.node_id AND f.event_id IN (SELECT event_id FROM slash_bench_cand)
         )
         SELECT c.event_id FROM slash_bench_cand c JOIN close_bench b USING (event_id)
         LEFT JOIN close_reg reg USING (node_id) LEFT JOIN claim_spec s ON s.claim = reg.gpu_model
@@ -937,10 +968,12 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
         scores = result.scores  # noqa: F841  (read by DuckDB by name)
         con.execute("INSERT INTO node_epoch_scores BY NAME SELECT * FROM scores")
         if result.rewards:
-            rewards = pl.DataFrame(  # noqa: F841
-                [r + (row["ruleset_version"],) for r in result.rewards], orient="row",
-                schema=[("reward_epoch", pl.Int64), ("node_id", pl.String), ("pool", pl.String),
-                        ("amount_base_units", pl.Int64), ("wallet", pl.String), ("ruleset_version", pl.String)])
+            cols = list(zip(*result.rewards))
+            rewards = pl.DataFrame({  # noqa: F841
+                "reward_epoch": pl.Series(cols[0], dtype=pl.Int64), "node_id": pl.Series(cols[1], dtype=pl.String),
+                "pool": pl.Series(cols[2], dtype=pl.String), "amount_base_units": pl.Series(cols[3], dtype=pl.Int64),
+                "wallet": pl.Series(cols[4], dtype=pl.String),
+            }).with_columns(pl.lit(row["ruleset_version"], pl.String).alias("ruleset_version"))
             con.execute("INSERT INTO epoch_rewards BY NAME SELECT * FROM rewards")
         if result.ledger.height:
             # in key order: the primary-key index takes sorted keys faster
