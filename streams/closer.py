@@ -89,6 +89,7 @@ class Closer:
                 self.wm.restore(part, mx, now)
         self._live_since_seq = store.next_arrival_seq(con)
         self._last_live = 0.0
+        self._written: dict[str, list[Message]] = {}
         self.totals = StepReport()
         self.last_closed = store.last_closed_epoch(con)
         self.bootstrap_started = now
@@ -120,6 +121,11 @@ class Closer:
                 through[key] = max(through.get(key, -1), int(m["last"]))
         return through
 
+    def written(self, path: Path, msgs: list[Message]) -> None:
+        """This process has just written `msgs` as the segment `path`: the next step takes them
+        from memory instead of reading the file back (the file is still what survives a crash)."""
+        self._written[path.name] = msgs
+
     def set_ping_partitions(self, partitions, now_s: float) -> None:
         self.wm.set_partitions(partitions, now_s)
 
@@ -129,7 +135,8 @@ class Closer:
         rep = StepReport()
         segs, msgs = [], []
         for s in list_segments(self.seg_dir):
-            msgs.extend(read_segment(s))
+            mine = self._written.pop(s.name, None)
+            msgs.extend(mine if mine is not None else read_segment(s))
             segs.append(s)
             if len(msgs) >= max_messages:
                 break
@@ -246,16 +253,32 @@ class Closer:
 
     # -- outputs -----------------------------------------------------------------------------
     def _publish_closed(self, results) -> None:
+        """One `epochal.scores` message per node of each closed epoch, the node's score row plus
+        what it was paid. Built columnar: the JSON lines come from polars in one call (the same
+        JSON as a dict per row through orjson), keyed by node."""
         if self.outputs is None:
             return
         for r in results:
-            paid = {row[1]: row[3] for row in r.rewards}
-            manifest = r.epoch_row["manifest_sha256"]
             cols = [c for c in SCORE_COLUMNS if c in r.scores.columns]
-            for row in r.scores.select(["node_id", *cols]).iter_rows(named=True):
-                snap = {"kind": "epoch_closed", "reward_epoch": r.reward_epoch, **row,
-                        "amount_base_units": paid.get(row["node_id"], 0), "manifest_sha256": manifest}
-                self.outputs.score(row["node_id"], snap)
+            # a node paid from several pools keeps the last row's amount (as a dict would)
+            paid = pl.DataFrame({"node_id": [row[1] for row in r.rewards],
+                                 "amount_base_units": pl.Series([row[3] for row in r.rewards], dtype=pl.Int64)},
+                                schema={"node_id": pl.String, "amount_base_units": pl.Int64})
+            paid = paid.unique(subset="node_id", keep="last", maintain_order=True)
+            frame = (r.scores.select(["node_id", *cols])
+                     .join(paid, on="node_id", how="left", maintain_order="left")
+                     .select(pl.lit("epoch_closed").alias("kind"), pl.lit(r.reward_epoch).alias("reward_epoch"),
+                             "node_id", *cols, pl.col("amount_base_units").fill_null(0),
+                             pl.lit(r.epoch_row["manifest_sha256"]).alias("manifest_sha256")))
+            self._send_frame("scores", frame)
+
+    def _send_frame(self, kind: str, frame: pl.DataFrame) -> None:
+        """Each row of `frame` as one JSON message keyed by its node_id."""
+        if frame.height == 0:
+            return
+        lines = frame.write_ndjson().encode().splitlines()
+        keys = [k.encode() for k in frame.get_column("node_id").to_list()]
+        self.outputs.send_many(kind, zip(keys, lines))
 
     def _publish_slashes(self) -> None:
         if self.outputs is None:
@@ -269,14 +292,22 @@ class Closer:
             self.outputs.slash(node, {"decision_id": did, "node_id": node, "rule": rule,
                                       "amount_base_units": amount, "decided_at": decided_at.isoformat(),
                                       "status": status, "evidence": list(evidence or [])})
-            self.con.execute("INSERT INTO stream_published_slashes VALUES (?, ?) ON CONFLICT (decision_id)"
-                             " DO UPDATE SET status = excluded.status", [did, status])
+        if rows:
+            published = pl.DataFrame({"decision_id": [r[0] for r in rows], "status": [r[5] for r in rows]},
+                                     schema={"decision_id": pl.String, "status": pl.String})
+            self.con.register("stream_slashes_sent", published)
+            try:
+                self.con.execute("INSERT INTO stream_published_slashes SELECT decision_id, status"
+                                 " FROM stream_slashes_sent ON CONFLICT (decision_id)"
+                                 " DO UPDATE SET status = excluded.status")
+            finally:
+                self.con.unregister("stream_slashes_sent")
 
     def _publish_live(self) -> None:
         since = self._live_since_seq
         self._live_since_seq = store.next_arrival_seq(self.con)
         closed = -1 if self.last_closed is None else self.last_closed
-        rows = self.con.execute(f"""
+        rows = store.fetch_polars(self.con, f"""
             WITH touched AS (SELECT DISTINCT node_id FROM archive_pings
                              WHERE arrival_seq >= {since} AND reward_epoch > {closed})
             SELECT p.reward_epoch, p.node_id,
@@ -285,11 +316,12 @@ class Closer:
                    count(*) AS pings, max(p.occurred_at_us) AS last_ping_us
             FROM archive_pings p JOIN touched USING (node_id)
             WHERE p.reward_epoch > {closed} GROUP BY ALL ORDER BY 1, 2
-        """).fetchall()
-        for e, node, up, n, last in rows:
-            self.outputs.score(node, {"kind": "live", "reward_epoch": e, "node_id": node, "up_slots": up,
-                                      "uptime_ratio": up / self.cfg.slots_per_epoch, "pings": n,
-                                      "last_ping_us": last})
+        """)
+        if rows.height:
+            self._send_frame("scores", rows.select(
+                pl.lit("live").alias("kind"), "reward_epoch", "node_id", "up_slots",
+                (pl.col("up_slots").cast(pl.Float64) / self.cfg.slots_per_epoch).alias("uptime_ratio"),
+                "pings", "last_ping_us"))
 
     def _add_totals(self, rep: StepReport) -> None:
         t = self.totals

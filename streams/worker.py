@@ -6,8 +6,12 @@ One agent (concurrency 1) consumes the four input topics in micro-batches
 2. writes the batch as one segment file (durable, whole or absent; `streams.segments`),
 3. if this process owns the store (the closer), archives and closes right away
    (`streams.closer.Closer.step`: the engine's own ingest and close).
-The events are acknowledged only when the agent asks for the next batch, after all of that,
-so faust commits an offset only once its message is durably in a segment (at least once).
+The batch is handled on one pipeline thread (`Pipeline.run`) while the agent waits for it, so
+the event loop keeps fetching the next messages meanwhile; faust acknowledges the events only
+when the agent lets go of the batch, after all of that (a cancelled agent still waits for the
+batch to finish first), so faust commits an offset only once its message is durably in a
+segment (at least once). The periodic tick (closer retries, status) runs on the same thread,
+so the store is only ever used by one thread.
 Anything unexpected while handling a batch ends the process at once (exit 70) rather than let
 faust acknowledge a batch that was not handled; a restart re-reads from the committed offsets
 and the closer drops what it has archived already.
@@ -25,6 +29,7 @@ ListOffsets answer is wrong).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -57,6 +62,7 @@ class WorkerConfig:
     closer_retry_s: float = 5.0
     session_timeout_s: float = 10.0
     live_every_s: float = 10.0
+    fetch_bytes_per_partition: int = 16 << 20  # ping.batch messages are large: fetch many per request
 
 
 def default_segments_dir(db: Path) -> Path:
@@ -101,8 +107,26 @@ class Pipeline:
         self.rates = {"messages_per_s": 0.0, "pings_per_s": 0.0}
         self.ping_partitions: list[int] = []
         self._partitions_at = 0.0
+        self.runner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochal-pipeline")
         self.first_batch_at: float | None = None  # wall clock when the first batch arrived
         self.last_batch_done_at: float | None = None  # ... and when the latest was fully handled
+        self._prev_done = None
+
+    # -- the pipeline thread -----------------------------------------------------------------
+    async def run(self, fn, *args):
+        """Run `fn(*args)` on the pipeline thread (one thread: batches, ticks and status run one
+        at a time, in order) and wait for it. The event loop stays free meanwhile, so faust
+        keeps fetching the next messages while a batch is archived. A cancelled caller (faust
+        stopping the agent) still waits for `fn` to finish before the cancellation goes on:
+        faust acknowledges a batch's events when the agent lets go of it, cancelled or not, and
+        that must never happen before the batch is durable. Anything `fn` raises ends the
+        process (see `_die`)."""
+        cf = self.runner.submit(_guarded, fn, *args)
+        try:
+            return await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            concurrent.futures.wait([cf])
+            raise
 
     # -- the closer role ---------------------------------------------------------------------
     def try_become_closer(self) -> None:
@@ -138,8 +162,9 @@ class Pipeline:
             self.closer.set_ping_partitions(self.ping_partitions, time.time())
 
     # -- a micro-batch -----------------------------------------------------------------------
-    def handle(self, events) -> None:
-        received = now_us()
+    def handle(self, events, received: int | None = None) -> None:
+        """One micro-batch; `received` is when it was taken from the stream (µs)."""
+        received = now_us() if received is None else received
         if self.first_batch_at is None:
             self.first_batch_at = received / 1e6
         msgs = []
@@ -149,13 +174,18 @@ class Pipeline:
             self.last_offset[(m.topic, m.partition)] = m.offset
             self.consumed_by_topic[m.topic] = self.consumed_by_topic.get(m.topic, 0) + 1
         self.edge_rejected += edge_check(msgs, RULESET_V1)
-        write_segment(self.cfg.seg_dir, self.cfg.worker_id, msgs)
+        path = write_segment(self.cfg.seg_dir, self.cfg.worker_id, msgs)
         self.segments += 1
         self.consumed += len(msgs)
         self.crash("after_segment")
         if self.closer is not None:
+            self.closer.written(path, msgs)
             self._step()
         self.last_batch_done_at = time.time()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("batch of %d messages: waited %.3f s for it, handled in %.3f s", len(msgs),
+                      received / 1e6 - (self._prev_done or received / 1e6), self.last_batch_done_at - received / 1e6)
+        self._prev_done = self.last_batch_done_at
 
     def _step(self) -> None:
         rep = self.closer.step()
@@ -207,6 +237,7 @@ class Pipeline:
                  s.get("last_closed_epoch", "-"), s.get("watermark_us", "-"))
 
     def shutdown(self) -> None:
+        self.runner.shutdown(wait=True)  # a batch being handled finishes first
         try:
             self.write_status(force=True)
         except Exception:  # noqa: BLE001
@@ -222,6 +253,13 @@ def _die(exc: BaseException) -> None:
     log.critical("a batch could not be handled; exiting so that it is not acknowledged: %r", exc, exc_info=exc)
     logging.shutdown()
     os._exit(70)
+
+
+def _guarded(fn, *args):
+    try:
+        return fn(*args)
+    except BaseException as exc:  # noqa: BLE001
+        _die(exc)
 
 
 def build_app(cfg: WorkerConfig, pipeline: Pipeline):
@@ -240,23 +278,18 @@ def build_app(cfg: WorkerConfig, pipeline: Pipeline):
         topic_allow_declare=False,
         producer_acks=-1,
         stream_wait_empty=False,
+        consumer_max_fetch_size=cfg.fetch_bytes_per_partition,
     )
     topic = app.topic(*INPUT_TOPICS, value_serializer="raw", key_serializer="raw")
 
     @app.agent(topic, concurrency=1, name="epochal-ingest")
     async def ingest(stream):
         async for events in stream.take_events(cfg.batch_max, within=cfg.within_s):
-            try:
-                pipeline.handle(events)  # synchronous: nothing can cancel it half-way
-            except BaseException as exc:  # noqa: BLE001
-                _die(exc)
+            await pipeline.run(pipeline.handle, events, now_us())
 
     @app.timer(1.0)
     async def tick():
-        try:
-            pipeline.tick()
-        except BaseException as exc:  # noqa: BLE001
-            _die(exc)
+        await pipeline.run(pipeline.tick)
         try:
             lag = {}
             for tp in app.consumer.assignment():
@@ -267,7 +300,7 @@ def build_app(cfg: WorkerConfig, pipeline: Pipeline):
             pipeline.lag = lag
         except Exception:  # noqa: BLE001 - lag is for people; never let it stop the worker
             pass
-        pipeline.write_status()
+        await pipeline.run(pipeline.write_status)
 
     return app
 
@@ -285,7 +318,7 @@ def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
 
     from streams.outputs import OutputSink
 
-    _setup_logging(logging.INFO)
+    _setup_logging(logging.DEBUG if os.environ.get("EPOCHAL_STREAMS_DEBUG") else logging.INFO)
     cfg.seg_dir.mkdir(parents=True, exist_ok=True)
     outputs = OutputSink(cfg.bootstrap)
     pipeline = Pipeline(cfg, outputs)
