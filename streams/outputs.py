@@ -6,8 +6,9 @@ A closed epoch publishes one `epochal.scores` message per node (20,000 and more 
 the sink builds record batches itself instead of handing records one by one to a producer:
 records are appended to one open batch per output partition (aiokafka's C record builder,
 about a microsecond per record), a full batch is handed to an aiokafka producer running on its
-own event loop in a background thread, and `flush()` hands over the rest and waits until every
-batch is acknowledged (acks=all). The partition of a keyed record is the Java client's default
+own event loop in a background thread, and `flush()` hands over the rest and waits until the
+batches are acknowledged (acks=all; the closer lets one step's batches stay in flight while it
+goes on, see `flush(wait=False)`). The partition of a keyed record is the Java client's default
 (murmur2 of the key), so readers see the same layout as from any other Kafka producer; keyless
 records go round-robin. Kafka-python's per-record `send` cost ~50 µs (and contended for its
 accumulator lock with the sender thread), which made publishing the scores the worker's
@@ -56,7 +57,8 @@ class OutputSink:
         self._part_of: dict[tuple[str, bytes], int] = {}
         self._rr = itertools.count()
         self._open: dict[tuple[str, int], object] = {}  # (topic, partition) -> BatchBuilder
-        self._pending: list[concurrent.futures.Future] = []
+        self._pending: list[concurrent.futures.Future] = []  # handed over since the last flush
+        self._in_flight: list[concurrent.futures.Future] = []  # handed over by the last flush(wait=False)
         try:
             self.producer = self._call(self._start(bootstrap))
         except BaseException:
@@ -147,17 +149,23 @@ class OutputSink:
         self._send("slashes", node_id, decision)
 
     # -- delivery ----------------------------------------------------------------------------
-    def flush(self, timeout: float | None = None) -> None:
-        """Hand over every open batch and wait until all are acknowledged. A batch the broker
-        did not take is logged (the outputs are at least once from the store, not a reason to
-        stop archiving)."""
+    def flush(self, timeout: float | None = None, wait: bool = True) -> None:
+        """Hand over every open batch. With `wait`, wait until every batch handed over so far is
+        acknowledged; without, wait only for those handed over before the previous flush (the
+        caller goes on while the latest are in flight; at most one round is ever pending). A
+        batch the broker did not take is logged (the outputs are at least once from the store,
+        not a reason to stop archiving)."""
         for (topic, part), batch in self._open.items():
             self._submit(topic, part, batch)
         self._open.clear()
-        pending, self._pending = self._pending, []
+        if wait:
+            pending, self._in_flight, self._pending = self._in_flight + self._pending, [], []
+        else:
+            pending, self._in_flight, self._pending = self._in_flight, self._pending, []
         if not pending:
             return
-        done, not_done = concurrent.futures.wait(pending, timeout or self.timeout_s)
+        timeout = timeout or self.timeout_s
+        done, not_done = concurrent.futures.wait(pending, timeout)
         for f in done:
             exc = f.exception()
             if exc is not None:
@@ -165,7 +173,7 @@ class OutputSink:
                 log.warning("an output batch was not delivered: %r", exc)
         if not_done:
             self.errors += len(not_done)
-            log.warning("%d output batch(es) not acknowledged within %.0f s", len(not_done), timeout or self.timeout_s)
+            log.warning("%d output batch(es) not acknowledged within %.0f s", len(not_done), timeout)
 
     def close(self) -> None:
         try:

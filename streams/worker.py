@@ -43,7 +43,7 @@ from pathlib import Path
 from epochal import store
 from scoring.ruleset import RULESET_V1
 from streams.broker import INPUT_TOPICS
-from streams.closer import PINGS_TOPIC, Closer
+from streams.closer import PINGS_TOPIC, Closer, warm_up
 from streams.segments import Message, edge_check, now_us, write_segment
 
 log = logging.getLogger("epochal.streams")
@@ -62,6 +62,7 @@ class WorkerConfig:
     closer_retry_s: float = 5.0
     session_timeout_s: float = 10.0
     live_every_s: float = 10.0
+    warm_up: bool = True  # a closer primes the ingest and close code on a throwaway store at start-up
     fetch_bytes_per_partition: int = 16 << 20  # ping.batch messages are large: fetch many per request
 
 
@@ -95,6 +96,7 @@ class Pipeline:
         self.crash = CrashHook(os.environ.get("EPOCHAL_STREAMS_CRASH"))
         self.closer: Closer | None = None
         self._closer_tried = 0.0
+        self._warmed = False
         self.started = time.time()
         self.consumed = 0
         self.consumed_by_topic: dict[str, int] = {t: 0 for t in INPUT_TOPICS}
@@ -141,6 +143,15 @@ class Pipeline:
             return
         log.info("closer: this worker owns %s", self.cfg.db)
         self._refresh_partitions(force=True)
+        if self.cfg.warm_up and not self._warmed:
+            self._warmed = True
+            self.runner.submit(self._warm_up)
+
+    def _warm_up(self) -> None:
+        try:
+            log.info("closer: warmed up the ingest and close code in %.2f s", warm_up(RULESET_V1))
+        except Exception as exc:  # noqa: BLE001 - only a head start; the real batches decide
+            log.warning("closer: warm-up failed (%r); going on without it", exc)
 
     def _refresh_partitions(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._partitions_at < 60:

@@ -252,19 +252,38 @@ def test_scores_published(single_run, kafka_broker):
         tps = [TopicPartition("epochal.scores", p) for p in (c.partitions_for_topic("epochal.scores") or [])]
         c.assign(tps)
         c.seek_to_beginning(*tps)
-        kinds, epochs = set(), set()
+        kinds, epochs, closed_msgs = set(), set(), []
         deadline = time.monotonic() + 20
         for m in c:
             v = orjson.loads(m.value)
             kinds.add(v["kind"])
             if v["kind"] == "epoch_closed":
                 epochs.add(v["reward_epoch"])
+                closed_msgs.append((m.key, v))
             if time.monotonic() > deadline:
                 break
     finally:
         c.close()
     assert "epoch_closed" in kinds
     assert closed <= epochs
+    # one message per node of each closed epoch, keyed by node, with the stored score row and
+    # what the node was paid (the other scenarios publish the same rows again: at least once)
+    cols = ("up_slots", "uptime_ratio", "streak_slots", "hw_verdict", "reputation", "eligible", "weight")
+    stored = {(r[0], r[1]): r[2:] for r in table_rows(single_run["db"], "node_epoch_scores",
+                                                      "reward_epoch, node_id, " + ", ".join(cols))}
+    paid: dict[tuple, set] = {}
+    for e, node, amount in table_rows(single_run["db"], "epoch_rewards", "reward_epoch, node_id, amount_base_units"):
+        paid.setdefault((e, node), set()).add(amount)
+    manifests = dict(table_rows(single_run["db"], "reward_epochs", "reward_epoch, manifest_sha256"))
+    got = {}
+    for key, v in closed_msgs:
+        k = (v["reward_epoch"], v["node_id"])
+        assert key == v["node_id"].encode()
+        assert tuple(v[c] for c in cols) == stored[k]
+        assert v["amount_base_units"] in paid.get(k, {0})
+        assert v["manifest_sha256"] == manifests[v["reward_epoch"]]
+        got[k] = v
+    assert {k for k in stored if k[0] in closed} == {k for k in got if k[0] in closed}
 
 
 # ----------------------------------------------------------------------------------------
