@@ -148,7 +148,7 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
     node_ids = df["node_id"].to_list()
 
     # §2 up slots and streak
-    bitmaps = df["slot_bitmap"].to_numpy().astype(np.uint64)
+    bitmaps = df["slot_bitmap"].cast(pl.UInt64).to_numpy()  # DuckDB's UBIGINT may arrive as a decimal
     up_slots = np.bitwise_count(bitmaps).astype(np.int64)
     uptime_ratio = up_slots / float(cfg.slots_per_epoch)
     prev_streak = df["prev_streak"].fill_null(0).to_numpy().astype(np.int64)
@@ -311,8 +311,6 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
         [pl.when(reg_series).then(pl.col(c)).otherwise(None).alias(c) for c in null_if_unregistered]
     ).with_columns(pl.col("hw_ratio").fill_nan(None))
 
-    if isinstance(input_events_digest, Future):  # the store's digest of the inputs, computed meanwhile
-        input_event_count, input_events_digest = input_events_digest.result()
     epoch_row = {
         "reward_epoch": e,
         "emission_base_units": emission,
@@ -341,6 +339,9 @@ def compute_epoch(inputs: EpochInputs, cfg: RulesetConfig = RULESET_V1) -> Epoch
             parts.append(ledger_parts_from_entries(
                 compute_stake_ledger_entries(e, inputs.slashing, outcome, inputs.stake_balances, cfg)))
     ledger = compute_ledger_frame(e, pl.concat(parts))
+    if isinstance(input_events_digest, Future):  # the store's digest of the inputs, computed meanwhile
+        input_event_count, input_events_digest = input_events_digest.result()
+        epoch_row["input_event_count"], epoch_row["input_events_sha256"] = input_event_count, input_events_digest
     return EpochResult(e, scores, rewards, epoch_row, ledger, outcome)
 
 
@@ -598,9 +599,6 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
                         cfg: RulesetConfig = RULESET_V1) -> EpochInputs:
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
-    # The digest hashes every input event id (tens of millions): DuckDB computes it on a second
-    # connection while this one gathers and the Python side computes, which is mostly one core.
-    digest = submit_input_digest(con, e, cutoff_seq, cfg)
     create_close_tables(con, e, cutoff_seq, cfg)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_nodes AS
@@ -655,6 +653,9 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
         LEFT JOIN pings USING (node_id) LEFT JOIN reg USING (node_id) LEFT JOIN bench USING (node_id)
         LEFT JOIN jobs USING (node_id) LEFT JOIN prev USING (node_id)
     """, params)
+    # The digest hashes every input event id (tens of millions): DuckDB computes it on a second
+    # connection while this one gathers the rest and the Python side computes (mostly one core).
+    digest = submit_input_digest(con, e, cutoff_seq, cfg)
     nodes = fetch_polars(con, "SELECT * FROM close_nodes ORDER BY node_id")
 
     # Availability history for registered nodes with no carried state (first close after
@@ -867,8 +868,12 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
-        WITH new_fp AS (
-            SELECT DISTINCT f.fp FROM slash_bench_fp f JOIN close_bench b USING (event_id) WHERE b.arrival_seq > $prev
+        WITH old_fp AS (  -- a benchmark arrived since is a candidate anyway: only older ones need this
+            SELECT f.event_id, f.fp FROM slash_bench_fp f JOIN close_bench b USING (event_id)
+            WHERE b.arrival_seq <= $prev
+        ), new_fp AS (
+            SELECT DISTINCT f.fp FROM slash_bench_fp f JOIN close_bench b USING (event_id)
+            WHERE b.arrival_seq > $prev AND f.fp IN (SELECT fp FROM old_fp)
         )
         SELECT b.event_id FROM close_bench b LEFT JOIN close_reg reg USING (node_id)
         WHERE b.occurred_at_us < $end
@@ -876,26 +881,28 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
               (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
           AND (b.occurred_at_us >= $start OR b.arrival_seq > $prev OR coalesce(reg.arrival_seq > $prev, false)
                OR coalesce(reg.registered_at_us >= $start AND reg.registered_at_us < $end, false)
-               OR b.event_id IN (SELECT event_id FROM slash_bench_fp WHERE fp IN (SELECT fp FROM new_fp)))
+               OR b.event_id IN (SELECT event_id FROM old_fp WHERE fp IN (SELECT fp FROM new_fp)))
     """, {k: p[k] for k in ("e", "prev", "start", "end")})
     # The claimed models of the candidates' nodes, normalised once per distinct claim (§3).
-    claims = [r[0] for r in con.execute("""
-        SELECT DISTINCT reg.gpu_model FROM slash_bench_cand c JOIN close_bench b USING (event_id)
-        JOIN close_reg reg USING (node_id) WHERE reg.gpu_model IS NOT NULL
-    """).fetchall()]
+    claims = [r[0] for r in con.execute(
+        "SELECT DISTINCT gpu_model FROM close_reg WHERE gpu_model IS NOT NULL").fetchall()]
     specs = [(c, m.spec_fp32_tflops, m.spec_bw_gbps) for c in claims if (m := get_model(c)) is not None]
     claim_spec = pl.DataFrame(specs, orient="row", schema=[  # noqa: F841
         ("claim", pl.String), ("spec_fp32", pl.Float64), ("spec_bw", pl.Float64)])
     con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
-        WITH shared AS (  -- reported by more than one node: the only ones another node can own
+        WITH cand_fp AS (
+            SELECT event_id, fp FROM slash_bench_fp WHERE event_id IN (SELECT event_id FROM slash_bench_cand)
+        ), multi AS (  -- reported more than once
+            SELECT fp FROM slash_bench_fp WHERE fp IN (SELECT fp FROM cand_fp) GROUP BY fp HAVING count(*) > 1
+        ), shared AS (  -- by more than one node: the only ones another node can own
             SELECT f.fp, arg_min(b.node_id, (b.occurred_at_us, b.event_id)) AS owner_node
             FROM slash_bench_fp f JOIN close_bench b USING (event_id)
+            WHERE f.fp IN (SELECT fp FROM multi)
             GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
         ), reused AS (
-            SELECT DISTINCT f.event_id FROM shared s JOIN slash_bench_fp f USING (fp)
-            JOIN close_bench b USING (event_id)
-            WHERE s.owner_node <> b.node_id AND f.event_id IN (SELECT event_id FROM slash_bench_cand)
+            SELECT DISTINCT cf.event_id FROM cand_fp cf JOIN shared s USING (fp) JOIN close_bench b USING (event_id)
+            WHERE s.owner_node <> b.node_id
         )
         SELECT c.event_id FROM slash_bench_cand c JOIN close_bench b USING (event_id)
         LEFT JOIN close_reg reg USING (node_id) LEFT JOIN claim_spec s ON s.claim = reg.gpu_model
