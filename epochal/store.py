@@ -115,8 +115,8 @@ CREATE TABLE IF NOT EXISTS node_epoch_scores (
     jobs_succeeded BIGINT,
     jobs_failed_node BIGINT,
     slash_count INTEGER,
-    banned BOOLEAN,
-    PRIMARY KEY (reward_epoch, node_id)
+    banned BOOLEAN
+    -- key (reward_epoch, node_id): checked by the close's write, not by an index
 );
 
 CREATE TABLE IF NOT EXISTS epoch_rewards (
@@ -125,8 +125,8 @@ CREATE TABLE IF NOT EXISTS epoch_rewards (
     pool VARCHAR NOT NULL,
     amount_base_units BIGINT NOT NULL,
     wallet VARCHAR NOT NULL,
-    ruleset_version VARCHAR NOT NULL,
-    PRIMARY KEY (reward_epoch, node_id)
+    ruleset_version VARCHAR NOT NULL
+    -- key (reward_epoch, node_id): checked by the close's write, not by an index
 );
 
 CREATE TABLE IF NOT EXISTS reward_epochs (
@@ -154,7 +154,7 @@ CREATE TABLE IF NOT EXISTS reward_epochs (
 );
 
 CREATE TABLE IF NOT EXISTS ledger_entries (
-    entry_id VARCHAR PRIMARY KEY,
+    entry_id VARCHAR NOT NULL,  -- the key: checked by the close's write, not by an index
     debit_account VARCHAR NOT NULL,
     credit_account VARCHAR NOT NULL,
     amount_base_units BIGINT NOT NULL,

@@ -1018,6 +1018,16 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
                 GROUP BY account) WHERE balance < 0
         """).fetchall()[0][0]
         invariant(negative == 0, f"no node stake account is below 0 after epoch {e}")
+        # The keys of the contract's tables, held here rather than by index (an enforced key
+        # on millions of rows per epoch costs more than the whole close): every entry id
+        # hashes its epoch, so uniqueness inside the epoch is uniqueness.
+        dup_scores, dup_rewards, dup_entries = con.execute("""
+            SELECT (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
+                   (SELECT count(*) - count(DISTINCT node_id) FROM epoch_rewards WHERE reward_epoch = $e),
+                   (SELECT count(*) - count(DISTINCT entry_id) FROM ledger_entries WHERE reward_epoch = $e)
+        """, {"e": e}).fetchall()[0]
+        invariant(dup_scores == dup_rewards == dup_entries == 0,
+                  f"(reward_epoch, node_id) and entry_id are unique in epoch {e}")
         from epochal.store import set_meta
 
         set_meta(con, "first_reward_epoch", str(inputs_first_epoch(con, e)))
