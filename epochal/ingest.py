@@ -64,7 +64,8 @@ CREATE OR REPLACE TEMP MACRO epochal_time_us(j) AS
         THEN CASE WHEN j::BIGINT <= 253402300799999 THEN j::BIGINT * 1000 END
       WHEN regexp_full_match(j, '"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z"')
         THEN epoch_us(try_strptime(substr(j, 2, 19), '%Y-%m-%dT%H:%M:%S'))
-             + coalesce(rpad(substr(regexp_extract(j, '\.([0-9]+)', 1), 1, 6), 6, '0')::BIGINT, 0)
+             -- the fraction sits at a fixed place: after "YYYY-MM-DDTHH:MM:SS. and before Z"
+             + CASE WHEN length(j) = 22 THEN 0 ELSE rpad(substr(j, 22, least(6, length(j) - 23)), 6, '0')::BIGINT END
     END;
 CREATE OR REPLACE TEMP MACRO epochal_plain_str(j, max_chars) AS
     left(j, 1) = '"' AND NOT contains(j, '\') AND length(j) BETWEEN 3 AND max_chars + 2;

@@ -86,7 +86,9 @@ def ingest_lines(tmp, lines: list[bytes]):
 @given(data=st.data())
 def test_fast_path_and_reference_agree_line_by_line(tmp_path_factory, data):
     n = data.draw(st.integers(20, 120))
-    lines = [data.draw(ping_line(i)) for i in range(n)]
+    # the first line is a plain ping, so the fast path is always exercised
+    lines = [_compact({**BASE, "event_id": "plain-0"}).encode()] + [data.draw(ping_line(i)) for i in range(n)]
+    n += 1
     con, ing, counts = ingest_lines(tmp_path_factory.mktemp("diff"), lines)
     assert counts.inputs == n and counts.adds_up()
     assert ing.fast_lines > 0  # the fast path was really exercised
@@ -135,7 +137,11 @@ CRAFTED = [
     _compact(BASE).replace("1767225600000", "1.7672256E12"),
     _compact(BASE)[:-1] + ',"rtt_ms":null}',
     _compact(BASE) + "\r",
-]
+] + [_compact({**BASE, "occurred_at": t}) for t in (
+    "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567891Z", "2026-01-01T00:00:00.123456789Z",
+    "2026-01-01T00:00:00.1Z", "2026-01-01T00:00:00,5Z", "2026-01-01T00:00:0aZ", "+026-01-01T00:00:00Z",
+    "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2028-02-29T23:59:59.999999Z", "2026-01-01T00:60:00Z",
+    "2026-01-01T00:00:00.1e3Z", "2026-01-01T00:00:00ZZ", "2026-01-01X00:00:00Z", "2026-01-01T00:00:00z")]
 
 
 @pytest.mark.parametrize("text", CRAFTED)
