@@ -25,3 +25,14 @@ def output_tables(db_path) -> dict[str, list[tuple]]:
         return out
     finally:
         con.close()
+
+
+def replayed_tables(kit, tmp_dir, cache: dict) -> dict[str, list[tuple]]:
+    """The output tables of a clean replay of `kit`'s events, computed once per `cache`."""
+    if "tables" not in cache:
+        from epochal.replay import replay
+
+        db = tmp_dir / "reference.duckdb"
+        replay([kit.write(tmp_dir / "reference.jsonl")], db)
+        cache["tables"] = output_tables(db)
+    return cache["tables"]

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from epochal.replay import replay
 from eventkit import EventKit, honest_network
-from tablecheck import output_tables
+from tablecheck import output_tables, replayed_tables
 
 KIT = EventKit()
 honest_network(KIT, hours=7)
@@ -20,11 +20,7 @@ _reference: dict = {}
 
 
 def reference_tables(tmp_dir):
-    if "tables" not in _reference:
-        db = tmp_dir / "reference.duckdb"
-        replay([KIT.write(tmp_dir / "reference.jsonl")], db)
-        _reference["tables"] = output_tables(db)
-    return _reference["tables"]
+    return replayed_tables(KIT, tmp_dir, _reference)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

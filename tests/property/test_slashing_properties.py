@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from epochal.replay import replay
 from eventkit import SPEC, EventKit
 from scoring.slashing import compute_decision_id
-from tablecheck import output_tables
+from tablecheck import output_tables, replayed_tables
 
 H100 = SPEC["H100"]
 HOURS = 27
@@ -57,12 +57,9 @@ _reference: dict = {}
 
 
 def reference_tables(tmp_dir):
-    if "tables" not in _reference:
-        db = tmp_dir / "reference.duckdb"
-        replay([KIT.write(tmp_dir / "reference.jsonl")], db)
-        _reference["tables"] = output_tables(db)
-        assert _reference["tables"]["slash_decisions"], "the reference network makes decisions"
-    return _reference["tables"]
+    tables = replayed_tables(KIT, tmp_dir, _reference)
+    assert tables["slash_decisions"], "the reference network makes decisions"
+    return tables
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
