@@ -367,20 +367,33 @@ def compute_ledger_frame(e: int, parts: pl.DataFrame) -> pl.DataFrame:
 
     The hashing runs in DuckDB (an in-memory database, no store): at 10⁶ entries Python's
     hashlib costs seconds. `tests/property` holds it to hashlib."""
-    import duckdb
-
-    mem = duckdb.connect()
-    try:
+    with _HASHER_LOCK:
+        mem = _hasher()
         mem.register("parts", parts)
-        out = mem.sql("""
-            SELECT sha256(CAST($e AS VARCHAR) || '|' || kind || '|' || subject) AS entry_id,
-                   debit_account, credit_account, amount_base_units, $e::BIGINT AS reward_epoch,
-                   'reward_epoch:' || CAST($e AS VARCHAR) || ':' || kind || ':' || subject AS ref
-            FROM parts
-        """, params={"e": e}).to_arrow_table()
-    finally:
-        mem.close()
+        try:
+            out = mem.sql("""
+                SELECT sha256(CAST($e AS VARCHAR) || '|' || kind || '|' || subject) AS entry_id,
+                       debit_account, credit_account, amount_base_units, $e::BIGINT AS reward_epoch,
+                       'reward_epoch:' || CAST($e AS VARCHAR) || ':' || kind || ':' || subject AS ref
+                FROM parts
+            """, params={"e": e}).to_arrow_table()
+        finally:
+            mem.unregister("parts")
     return pl.from_arrow(out)
+
+
+_HASHER_LOCK = __import__("threading").Lock()
+_HASHER: list = []
+
+
+def _hasher():
+    """One in-memory DuckDB for hashing, made once: opening one costs ~20 ms, more than a small
+    epoch's whole ledger."""
+    if not _HASHER:
+        import duckdb
+
+        _HASHER.append(duckdb.connect())
+    return _HASHER[0]
 
 
 def ledger_parts_from_entries(entries) -> pl.DataFrame:
