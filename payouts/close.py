@@ -608,8 +608,21 @@ def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     """, p)
 
 
+def get_archive_figures(con, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> tuple[int, int | None]:
+    """(late events, watermark) of the archive as it stood at `cutoff_seq`: the same for every
+    epoch closed in one pass, so a pass reads them once."""
+    late = con.execute("""
+        SELECT (SELECT count(*) FROM archive_pings WHERE late AND arrival_seq <= $cutoff)
+             + (SELECT count(*) FROM archive_events WHERE late AND arrival_seq <= $cutoff)
+    """, {"cutoff": cutoff_seq}).fetchall()[0][0]
+    wm = con.execute("SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq <= $cutoff",
+                     {"cutoff": cutoff_seq}).fetchall()[0][0]
+    return int(late), (None if wm is None else wm - cfg.allowed_lateness_s * 1_000_000)
+
+
 def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
-                        cfg: RulesetConfig = RULESET_V1) -> EpochInputs:
+                        cfg: RulesetConfig = RULESET_V1,
+                        archive_figures: tuple[int, int | None] | None = None) -> EpochInputs:
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
     create_close_tables(con, e, cutoff_seq, cfg)
@@ -684,13 +697,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
     for node_id, k, u in rows:
         history.setdefault(node_id, {})[k] = u
 
-    late = con.execute("""
-        SELECT (SELECT count(*) FROM archive_pings WHERE late AND arrival_seq <= $cutoff)
-             + (SELECT count(*) FROM archive_events WHERE late AND arrival_seq <= $cutoff)
-    """, {"cutoff": cutoff_seq}).fetchone()[0]
-    wm = con.execute("SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq <= $cutoff",
-                     {"cutoff": cutoff_seq}).fetchone()[0]
-    wm = None if wm is None else wm - cfg.allowed_lateness_s * 1_000_000
+    late, wm = archive_figures if archive_figures is not None else get_archive_figures(con, cutoff_seq, cfg)
     slashing = _gather_slash_inputs(con, e, cutoff_seq, cfg)
     return EpochInputs(
         reward_epoch=e,
@@ -1092,12 +1099,13 @@ def inputs_first_epoch(con, e: int) -> int:
 
 
 def close_epoch(con, e: int, first_epoch: int, cfg: RulesetConfig = RULESET_V1,
-                cutoff_seq: int | None = None, closed_at: datetime | None = None) -> EpochResult:
+                cutoff_seq: int | None = None, closed_at: datetime | None = None,
+                archive_figures: tuple[int, int | None] | None = None) -> EpochResult:
     if cutoff_seq is None:
         from epochal.store import next_arrival_seq
 
         cutoff_seq = next_arrival_seq(con) - 1
-    inputs = gather_epoch_inputs(con, e, cutoff_seq, first_epoch, cfg)
+    inputs = gather_epoch_inputs(con, e, cutoff_seq, first_epoch, cfg, archive_figures)
     result = compute_epoch(inputs, cfg)
     # closed_at is the one wall-clock column (§9); the clock is read here, at the edge.
     write_epoch(con, result, closed_at or datetime.now(timezone.utc))
@@ -1129,10 +1137,15 @@ def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None,
     ready = get_ready_epochs(con, cfg, watermark_us)
     if not ready:
         return []
+    from epochal.store import next_arrival_seq
+
     first = get_first_reward_epoch(con, cfg)
+    # nothing arrives during a pass: every epoch of it closes with the same inputs cutoff
+    cutoff = next_arrival_seq(con) - 1
+    figures = get_archive_figures(con, cutoff, cfg)
     results = []
     for e in ready:
-        result = close_epoch(con, e, first, cfg)
+        result = close_epoch(con, e, first, cfg, cutoff_seq=cutoff, archive_figures=figures)
         results.append(result)
         if on_closed:
             on_closed(result)
