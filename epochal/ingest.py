@@ -272,11 +272,11 @@ def _prefetched(blocks: Iterator, depth: int = 2) -> Iterator:
         yield item
 
 
-def _utf8_or_null(binary: pl.Series) -> pl.Series:
+def _utf8_or_null(binary: pa.Array) -> pa.Array:
     """Lines as text; a line that is not UTF-8 becomes null (and goes to the slow path)."""
     try:
-        return binary.cast(pl.String)
-    except pl.exceptions.ComputeError:
+        return binary.cast(pa.large_string())  # validates UTF-8, shares the buffers
+    except (pa.ArrowInvalid, pa.ArrowException):
         # Rare (a damaged file): find the bad lines one by one, in this block only.
         def ok(b: bytes | None) -> bool:
             try:
@@ -285,8 +285,7 @@ def _utf8_or_null(binary: pl.Series) -> pl.Series:
             except (UnicodeDecodeError, AttributeError):
                 return False
 
-        mask = pl.Series([ok(b) for b in binary.to_list()], dtype=pl.Boolean)
-        return pl.select(pl.when(mask).then(binary.set(~mask, b"")).otherwise(None).cast(pl.String)).to_series()
+        return pa.array([b.decode("utf-8") if ok(b) else None for b in binary.to_pylist()], type=pa.large_string())
 
 
 def _raw_text(line: bytes) -> tuple[str, int]:
@@ -336,21 +335,23 @@ class Ingestor:
                               np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines)), source)
 
     def _stage_block(self, arr: pa.Array, lengths: np.ndarray, source: str) -> None:
-        binary = pl.from_arrow(arr).alias("bin")
-        text = _utf8_or_null(binary).alias("line")
-        blank = text.str.contains(r"^\s*$").fill_null(False)
+        # Arrow all the way to DuckDB (no copy of the lines): a blank line is one whose
+        # bytes are all whitespace; only short lines can be, so only those are looked at.
+        n_all = len(arr)
+        seqs = np.arange(self.seq, self.seq + n_all, dtype=np.int64)
+        self.seq += n_all
+        blank = lengths == 0
+        short = np.flatnonzero((lengths > 0) & (lengths <= 64))
+        if len(short):
+            for i, value in zip(short, arr.take(pa.array(short)).to_pylist()):
+                blank[i] = not value.strip()
+        keep = ~blank
         n_blank = int(blank.sum())
         self.counts.blank_lines += n_blank
-        frame = pl.DataFrame([
-            binary, text,
-            pl.Series("n", lengths, dtype=pl.Int64),
-            pl.Series("seq", np.arange(self.seq, self.seq + len(binary), dtype=np.int64)),
-        ])
         if n_blank:
-            frame = frame.filter(~blank)
-        self.seq += len(binary)
-        self.counts.inputs += frame.height
-        chunk_df = frame.select("seq", "line", "n")  # noqa: F841  (read by DuckDB by name)
+            arr, lengths, seqs = arr.filter(pa.array(keep)), lengths[keep], seqs[keep]
+        self.counts.inputs += len(arr)
+        chunk_df = pa.table({"seq": seqs, "line": _utf8_or_null(arr), "n": lengths})  # noqa: F841 (DuckDB reads it)
         con = self.con
         con.register("chunk_df", chunk_df)
         try:
@@ -397,8 +398,9 @@ class Ingestor:
         self._staged_pings += len(ping_fast)
         fast_seqs = np.concatenate([ping_fast, batch_fast])
         self.fast_lines += len(fast_seqs)
-        slow = frame.filter(pl.Series(~np.isin(frame["seq"].to_numpy(), fast_seqs)))
-        for seq, raw in zip(slow["seq"].to_list(), slow["bin"].to_list()):
+        slow_idx = np.flatnonzero(~np.isin(seqs, fast_seqs))
+        slow_raw = arr.take(pa.array(slow_idx)).to_pylist() if len(slow_idx) else []
+        for seq, raw in zip(seqs[slow_idx].tolist(), slow_raw):
             self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
         if self._staged_pings >= FLUSH_PING_ROWS:
