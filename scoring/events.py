@@ -147,12 +147,13 @@ def _finite_float(v: float | int) -> float:
 
 
 Measure = Annotated[Union[StrictFloat, StrictInt], Field(ge=0), AfterValidator(_finite_float)]
-TimeValue = Union[StrictStr, StrictInt]
-
-
 def _check_time(value: Any) -> Any:
     time_to_us(value)
     return value
+
+
+# Either contract form of a time, kept as written (see the module docstring), checked once here.
+TimeValue = Annotated[Union[StrictStr, StrictInt], AfterValidator(_check_time)]
 
 
 def _check_wallet(value: str) -> str:
@@ -189,11 +190,6 @@ class Envelope(_Strict):
         if v != 1:
             raise ValueError("schema_version must be 1")
         return v
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _time(cls, v: Any) -> Any:
-        return _check_time(v)
 
     @property
     def occurred_at_us(self) -> int:
@@ -232,11 +228,6 @@ class InnerPing(_Strict):
     reachable: StrictBool
     rtt_ms: Measure | None = None
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _time(cls, v: Any) -> Any:
-        return _check_time(v)
-
 
 class PingBatch(Envelope):
     event_type: Literal["ping.batch"]
@@ -254,11 +245,6 @@ class JobCompleted(Envelope):
     status: Literal["succeeded", "failed_node", "failed_user", "cancelled"]
     gpu_hours: Measure
     fee_base_units: BaseUnits
-
-    @field_validator("started_at", "ended_at", "committed_until")
-    @classmethod
-    def _times(cls, v: Any) -> Any:
-        return _check_time(v)
 
 
 class AppealUpheld(Envelope):
