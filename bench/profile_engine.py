@@ -2,6 +2,7 @@
 
     python bench/profile_engine.py replay FILE.jsonl [--cprofile]
     python bench/profile_engine.py close STORE.duckdb [--epoch 48]   (a store from bench_close.build)
+    python bench/profile_engine.py closer FILE.jsonl [--batch 400]   (the stream worker's closer, no Kafka)
 
 The store connection is wrapped so that each `execute` is timed and attributed to its SQL
 (first words) and to the engine function that issued it; the top statements, the phases
@@ -49,6 +50,15 @@ def _caller() -> str:
 class TimedConnection:
     def __init__(self, con):
         self._con = con
+        self._explicit: set[str] = set()  # registered by the engine itself: left alone
+
+    def register(self, name, obj):
+        self._explicit.add(name)
+        return self._con.register(name, obj)
+
+    def unregister(self, name):
+        self._explicit.discard(name)
+        return self._con.unregister(name)
 
     def execute(self, sql, *args, **kwargs):
         # DuckDB finds frames named in the SQL among the caller's variables; the caller is
@@ -56,7 +66,8 @@ class TimedConnection:
         frame_vars = sys._getframe(1).f_locals
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
         registered = [n for n, v in frame_vars.items()
-                      if n in words and type(v).__name__ in ("DataFrame", "Table", "RecordBatchReader")]
+                      if n in words and n not in self._explicit
+                      and type(v).__name__ in ("DataFrame", "Table", "RecordBatchReader")]
         for n in list(registered):
             try:
                 self._con.register(n, frame_vars[n])
@@ -140,7 +151,7 @@ def report(total: float, phases: dict[str, float], prof: cProfile.Profile | None
           " nested phases count in the innermost)")
     rows = sorted(STATS.items(), key=lambda kv: -sum(kv[1]))
     print("top DuckDB statements (sum over calls):")
-    for (caller, label), ts in rows[:18]:
+    for (caller, label), ts in rows[:int(os.environ.get("PROFILE_TOP", "18"))]:
         print(f"  {sum(ts):7.2f} s ×{len(ts):<4} {caller:<44} {label}")
     print(f"  all statements: {sum(sum(v) for v in STATS.values()):.2f} s")
     if prof is not None:
@@ -149,11 +160,49 @@ def report(total: float, phases: dict[str, float], prof: cProfile.Profile | None
         print(s.getvalue())
 
 
+def _closer(path: Path, batch: int, store, prof) -> float:
+    """The worker's pipeline without Kafka: each line is one message of `epochal.pings`
+    partition 0, in micro-batches of `batch`, each written as a segment and stepped through
+    the closer (archive + watermark + closes), as `streams.worker.Pipeline.handle` does."""
+    import streams.closer as closer_mod
+    from streams.segments import Message, now_us, write_segment
+
+    closer_mod.store = store
+    lines = path.read_bytes().splitlines()
+    with tempfile.TemporaryDirectory() as tmp:
+        c = closer_mod.Closer.open(Path(tmp) / "p.duckdb", Path(tmp) / "segments")
+        c.set_ping_partitions([0], time.time())
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        for i in range(0, len(lines), batch):
+            msgs = [Message(closer_mod.PINGS_TOPIC, 0, i + k, v, now_us()) for k, v in enumerate(lines[i:i + batch])]
+            _current.append("closer: segment")
+            t1 = time.perf_counter()
+            seg = write_segment(c.seg_dir, "prof", msgs)
+            _current.pop()
+            SEGMENT_S[0] += time.perf_counter() - t1
+            c.written(seg, msgs)
+            rep = c.step()
+            print(f"  step: {len(msgs)} messages, {rep.pings:,} pings, closed {rep.closed} in {rep.seconds:.3f} s")
+        if prof:
+            prof.disable()
+        total = time.perf_counter() - t0
+        print(f"closer: {c.totals.pings:,} pings archived, epochs closed {c.totals.closed}, "
+              f"{c.totals.pings / total:,.0f} pings/s; segments written in {SEGMENT_S[0]:.2f} s")
+        c.close()
+    return total
+
+
+SEGMENT_S = [0.0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["replay", "close"])
+    ap.add_argument("what", choices=["replay", "close", "closer"])
     ap.add_argument("path", type=Path)
     ap.add_argument("--epoch", type=int, default=48)
+    ap.add_argument("--batch", type=int, default=400, help="closer: messages per micro-batch")
     ap.add_argument("--cprofile", action="store_true")
     a = ap.parse_args()
     store = _patch_store()
@@ -174,6 +223,8 @@ def main() -> None:
             if prof:
                 prof.disable()
             total = time.perf_counter() - t0
+    elif a.what == "closer":
+        total = _closer(a.path, a.batch, store, prof)
     else:
         import payouts.close as close
 

@@ -49,6 +49,7 @@ from scoring.ruleset import RULESET_V1, RulesetConfig
 
 BLOCK_BYTES = 32 << 20
 FLUSH_PING_ROWS = 1_000_000  # staged pings are archived in batches of about this many rows
+ARROW_BATCH_BYTES = 2 << 20  # lines are handed to DuckDB in Arrow batches of about this size
 RAW_KEEP_BYTES = 64 << 10  # a rejected line is kept whole up to 64 KiB, then cut (raw_bytes says how long)
 
 PING_KEYS = ["event_id", "event_type", "schema_version", "node_id", "occurred_at", "checker_id", "reachable", "rtt_ms"]
@@ -78,9 +79,9 @@ CREATE OR REPLACE TEMP MACRO epochal_plain_measure(j) AS
 STAGE_SCHEMA = """
 CREATE OR REPLACE TEMP TABLE stage_pings (
     seq BIGINT, event_id VARCHAR, node_id VARCHAR, occurred_at_us BIGINT, occurred_at_raw VARCHAR,
-    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR);
+    checker_id VARCHAR, reachable BOOLEAN, rtt_ms DOUBLE, batch_event_id VARCHAR,
+    batch_ok BOOLEAN);  -- a fast-path batch's inner ping: did it pass (the batch stands only if all did)
 CREATE OR REPLACE TEMP TABLE stage_verdicts (seq BIGINT, event_id VARCHAR, verdict VARCHAR);
-CREATE OR REPLACE TEMP TABLE batch_digests (seq BIGINT, digest VARCHAR);
 CREATE OR REPLACE TEMP TABLE contested_rows (seq BIGINT, event_id VARCHAR);
 CREATE OR REPLACE TEMP TABLE stage_events (
     seq BIGINT, event_id VARCHAR, event_type VARCHAR, node_id VARCHAR, occurred_at_us BIGINT,
@@ -111,24 +112,31 @@ def _fast_path_sql(cfg: RulesetConfig) -> str:
     n_keys_sql = " + ".join(f"({c} IS NOT NULL)::INT" for c in cols)
     key_len_sql = ("(2 + " + " + ".join(f"coalesce({len(k) + 3} + strlen({c}), 0)" for k, c in zip(PING_KEYS, cols))
                    + f" + ({n_keys_sql}) - 1)")
+    # Straight into stage_pings: the extracted values are not materialised (the lines that
+    # are not staged here are found from the seqs that were).
     return f"""
-CREATE OR REPLACE TEMP TABLE chunk_t AS
+INSERT INTO stage_pings BY NAME
 WITH x AS (
     SELECT seq, n, line, try(json_extract(line, {paths})) AS v
     FROM chunk_df
-    WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes}
+    -- ping.batch lines have their own fast path (and JSON-parsing a whole batch here is costly)
+    WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes} AND NOT contains(line, '"event_type":"ping.batch"')
 ), t AS (
     SELECT seq, n, line, v[1] AS j_id, v[2] AS j_type, v[3] AS j_sv, v[4] AS j_node, v[5] AS j_occ,
            v[6] AS j_chk, v[7] AS j_r, v[8] AS j_rtt
     FROM x WHERE v IS NOT NULL
-), typed AS (
+), typed AS MATERIALIZED (  -- (else the JSON extraction is repeated for each use of a value)
     SELECT *,
         epochal_time_us(j_occ) AS occ_us,
         {key_len_sql} AS compact_len
     FROM t
 )
-SELECT seq,
-       (j_type = '"ping"'
+SELECT seq, epochal_unquote(j_id) AS event_id, epochal_unquote(j_node) AS node_id, occ_us AS occurred_at_us,
+       j_occ AS occurred_at_raw, epochal_unquote(j_chk) AS checker_id, j_r = 'true' AS reachable,
+       CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END AS rtt_ms,
+       NULL::VARCHAR AS batch_event_id
+FROM typed
+WHERE (j_type = '"ping"'
         AND j_sv = '1'
         AND {plain_id % ('j_id', 'j_id', 'j_id', idc + 2)}
         AND {plain_id % ('j_node', 'j_node', 'j_node', idc + 2)}
@@ -142,54 +150,86 @@ SELECT seq,
         -- except a number written with an exponent: rtt_ms must appear in the line as extracted.
         AND n = compact_len
         AND (j_rtt IS NULL OR j_rtt = 'null' OR contains(line, '"rtt_ms":' || j_rtt))
-       ) AS fast,
-       j_id, j_type, j_sv, j_node, j_occ, j_chk, j_r, j_rtt, occ_us
-FROM typed
+       )
 """
 
 
-def _batch_fast_path_sql(cfg: RulesetConfig) -> str:
-    """`ping.batch` lines in the plain form: the line must be byte-identical to the compact
-    rendering, in contract key order, of the values extracted from it. That equality rules out
-    any other key, a repeated key, whitespace, escapes and numbers not in their shortest form
-    at once; what fails it takes the slow path."""
-    idc, g = cfg.max_id_chars, cfg.genesis_us
-    return f"""
-CREATE OR REPLACE TEMP TABLE chunk_b_inner AS
-WITH env AS (
-    SELECT c.seq, try(json_extract(d.line, '$.pings[*]')) AS items
-    FROM chunk_t c JOIN chunk_df d USING (seq)
-    WHERE c.j_type = '"ping.batch"'
-), items AS (
-    SELECT seq, generate_subscripts(items, 1) - 1 AS idx, unnest(items) AS p
-    FROM env WHERE len(items) BETWEEN 1 AND {cfg.max_batch_pings}
-), typed AS (
-    SELECT seq, idx, w[1] AS k_node, w[2] AS k_occ, w[3] AS k_r, w[4] AS k_rtt, epochal_time_us(w[2]) AS k_us
-    FROM (SELECT seq, idx, try(json_extract(p, ['$.node_id', '$.occurred_at', '$.reachable', '$.rtt_ms'])) AS w
-          FROM items)
-)
-SELECT seq, idx, k_node, k_occ, k_r, k_rtt, k_us,
-       coalesce(epochal_plain_str(k_node, {idc}) AND k_r IN ('true', 'false') AND k_us >= {g}
-                AND (k_rtt IS NULL OR k_rtt = 'null' OR epochal_plain_measure(k_rtt)), false) AS ok,
-       '{{"node_id":' || k_node || ',"occurred_at":' || k_occ || ',"reachable":' || k_r
-         || CASE WHEN k_rtt IS NULL THEN '' ELSE ',"rtt_ms":' || k_rtt END || '}}' AS recon
-FROM typed;
+# A JSON string in the plain form (no escape, no control character), as written with its quotes.
+_PLAIN_STR_RE = r'"[^"\\\x00-\x1f]+"'
+# A time as a JSON token: epoch milliseconds (a JSON integer: no leading zero) or a plain string
+# (epochal_time_us then decides whether it is an RFC 3339 time of the accepted form).
+_TIME_RE = r'(0|[1-9][0-9]{0,14}|' + _PLAIN_STR_RE + ')'
+# A ping.batch line in the compact form, up to its pings, in contract key order.
+_BATCH_HEAD_RE = (r'^\{"event_id":(' + _PLAIN_STR_RE + r'),"event_type":"ping\.batch","schema_version":1,'
+                  r'"node_id":(' + _PLAIN_STR_RE + r'),"occurred_at":' + _TIME_RE
+                  + r',"checker_id":(' + _PLAIN_STR_RE + r')$')
+# One inner ping, between its braces; rtt_ms may be absent, null or a plain non-negative JSON number.
+_BATCH_ITEM_RE = (r'^"node_id":(' + _PLAIN_STR_RE + r'),"occurred_at":' + _TIME_RE
+                  + r',"reachable":(true|false)(?:,"rtt_ms":(null|(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?$')
+_PINGS_MARK = ',"pings":[{'
 
-CREATE OR REPLACE TEMP TABLE chunk_b AS
-WITH agg AS (
-    SELECT seq, bool_and(ok) AS all_ok, string_agg(recon, ',' ORDER BY idx) AS pings_text
-    FROM chunk_b_inner GROUP BY seq
+
+def _batch_fast_path_sql(cfg: RulesetConfig) -> str:
+    """`ping.batch` lines in the compact form, without a JSON parser.
+
+    A candidate line (one containing `"event_type":"ping.batch"`) is cut into its head (up to
+    `,"pings":[{`), its inner pings (split on `},{`) and its tail (`}]}`), and the head and every
+    inner ping must match, in full, a regular expression of the compact form in contract key
+    order whose every value is a plain JSON token (strings without escapes or control characters,
+    integers without leading zeros, numbers without exponents). Such a cut, if every piece
+    matches, spells the line out exactly: the line is then a JSON object with exactly these keys
+    and values, so nothing else can hide in it (another key, a repeated key, whitespace, an
+    escape). Any line that fails, or any id with `,` or `},{` in it, takes the slow path (the
+    reference parser), which is authoritative. Values are then bounded and typed with the same
+    macros as the plain ping's fast path."""
+    idc, g = cfg.max_id_chars, cfg.genesis_us
+    head = _BATCH_HEAD_RE.replace("'", "''")
+    item = _BATCH_ITEM_RE.replace("'", "''")
+    mark = _PINGS_MARK
+    return f"""
+-- a view: the statements below read the lines' Arrow batches in parallel (a table of a few
+-- hundred rows would be one task)
+CREATE OR REPLACE TEMP VIEW chunk_bv AS
+WITH cand AS (
+    -- (the line may end in its newline: no rtrim, which costs a pass over a large line)
+    SELECT seq, line AS l, length(line) - ends_with(line, chr(10))::INT AS len, position('{mark}' IN line) AS p
+    FROM chunk_df
+    WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes} AND contains(line, '"event_type":"ping.batch"')
+), cut AS (
+    SELECT seq, regexp_extract(left(l, p - 1), '{head}', ['id', 'node', 'occ', 'chk']) AS h,
+           CASE WHEN p > 0 AND substr(l, len - 2, 3) = '}}]}}'
+                THEN string_split(substr(l, p + {len(mark)}, len - p - {len(mark) + 2}), '}},{{') END AS items
+    FROM cand
 )
-SELECT c.seq, c.j_id, c.j_node, c.j_occ, c.j_chk, c.occ_us,
-       coalesce(c.j_sv = '1'
-        AND epochal_plain_str(c.j_id, {idc}) AND epochal_plain_str(c.j_node, {idc})
-        AND epochal_plain_str(c.j_chk, {idc})
-        AND c.occ_us >= {g} AND a.all_ok
-        AND rtrim(d.line, chr(10)) = '{{"event_id":' || c.j_id || ',"event_type":"ping.batch","schema_version":1,'
-            || '"node_id":' || c.j_node || ',"occurred_at":' || c.j_occ || ',"checker_id":' || c.j_chk
-            || ',"pings":[' || a.pings_text || ']}}', false) AS fast
-FROM chunk_t c JOIN chunk_df d USING (seq) JOIN agg a USING (seq)
-WHERE c.j_type = '"ping.batch"';
+SELECT seq, h.id AS j_id, h.node AS j_node, h.occ AS j_occ, h.chk AS j_chk, epochal_time_us(h.occ) AS occ_us,
+       coalesce(h.id <> '' AND epochal_plain_str(h.id, {idc}) AND epochal_plain_str(h.node, {idc})
+                AND epochal_plain_str(h.chk, {idc}) AND epochal_time_us(h.occ) >= {g}
+                AND len(items) BETWEEN 1 AND {cfg.max_batch_pings}, false) AS head_ok,
+       items
+FROM cut;
+
+CREATE OR REPLACE TEMP TABLE chunk_bh AS
+SELECT seq, j_id, j_node, j_occ, j_chk, occ_us, head_ok, len(items) AS n_items FROM chunk_bv;
+
+-- Every inner ping of a batch whose head is good is staged at once, typed, with its own
+-- verdict (batch_ok). A batch with any bad inner ping is taken out again (rare: see
+-- Ingestor._stage_block), so a batch's pings are staged whole or not at all.
+INSERT INTO stage_pings BY NAME
+WITH u AS (
+    SELECT seq, epochal_unquote(j_id) AS bid, epochal_unquote(j_chk) AS chk,
+           generate_subscripts(items, 1) - 1 AS idx, unnest(items) AS it
+    FROM chunk_bv WHERE head_ok
+), m AS (
+    SELECT seq, bid, chk, idx, w, epochal_time_us(w.occ) AS k_us
+    FROM (SELECT seq, bid, chk, idx, regexp_extract(it, '{item}', ['node', 'occ', 'r', 'rtt']) AS w FROM u)
+)
+SELECT seq, bid || ':' || idx AS event_id, epochal_unquote(w.node) AS node_id, k_us AS occurred_at_us,
+       w.occ AS occurred_at_raw, chk AS checker_id, w.r = 'true' AS reachable,
+       CASE WHEN w.rtt IN ('', 'null') THEN NULL ELSE TRY_CAST(w.rtt AS DOUBLE) END AS rtt_ms,
+       bid AS batch_event_id,
+       coalesce(w.node <> '' AND epochal_plain_str(w.node, {idc}) AND k_us >= {g}
+                AND (w.rtt IN ('', 'null') OR epochal_plain_measure(w.rtt)), false) AS batch_ok
+FROM m;
 """
 
 
@@ -351,50 +391,45 @@ class Ingestor:
         if n_blank:
             arr, lengths, seqs = arr.filter(pa.array(keep)), lengths[keep], seqs[keep]
         self.counts.inputs += len(arr)
-        chunk_df = pa.table({"seq": seqs, "line": _utf8_or_null(arr), "n": lengths})  # noqa: F841 (DuckDB reads it)
+        # in record batches of about ARROW_BATCH_BYTES: DuckDB scans an Arrow table's batches in
+        # parallel, and one large batch would be one task
+        chunk_df = pa.table({"seq": seqs, "line": _utf8_or_null(arr), "n": lengths})
+        rows_per_batch = max(1, int(len(arr) * ARROW_BATCH_BYTES / max(1, int(lengths.sum()))))
+        chunk_df = pa.Table.from_batches(chunk_df.to_batches(max_chunksize=rows_per_batch))  # noqa: F841
         con = self.con
         con.register("chunk_df", chunk_df)
+        lo, hi = self.seq - n_all, self.seq - 1  # this block's seqs
         try:
             con.execute(self._fast_sql)
             has_batches = con.execute(
-                """SELECT count(*) FROM chunk_t WHERE j_type = '"ping.batch"'""").fetchall()[0][0] > 0
+                """SELECT count(*) FROM chunk_df WHERE contains(line, '"event_type":"ping.batch"')""").fetchall()[0][0]
             if has_batches:
                 con.execute(self._batch_sql)
+            else:
+                con.execute("CREATE OR REPLACE TEMP TABLE chunk_bh (seq BIGINT, j_id VARCHAR, j_node VARCHAR,"
+                            " j_occ VARCHAR, j_chk VARCHAR, occ_us BIGINT, head_ok BOOLEAN, n_items BIGINT)")
         finally:
             con.unregister("chunk_df")
-        if not has_batches:
-            con.execute("CREATE OR REPLACE TEMP TABLE chunk_b (seq BIGINT, j_id VARCHAR, j_node VARCHAR,"
-                        " j_occ VARCHAR, j_chk VARCHAR, occ_us BIGINT, fast BOOLEAN)")
-            con.execute("CREATE OR REPLACE TEMP TABLE chunk_b_inner (seq BIGINT, idx BIGINT, k_node VARCHAR,"
-                        " k_occ VARCHAR, k_r VARCHAR, k_rtt VARCHAR, k_us BIGINT, ok BOOLEAN, recon VARCHAR)")
-        con.execute(
-            "INSERT INTO stage_pings SELECT * FROM ("
-            " SELECT i.seq, epochal_unquote(b.j_id) || ':' || i.idx AS event_id, epochal_unquote(i.k_node) AS node_id,"
-            " i.k_us AS occurred_at_us, i.k_occ AS occurred_at_raw, epochal_unquote(b.j_chk) AS checker_id,"
-            " i.k_r = 'true' AS reachable,"
-            " CASE WHEN i.k_rtt IS NULL OR i.k_rtt = 'null' THEN NULL ELSE i.k_rtt::DOUBLE END AS rtt_ms,"
-            " epochal_unquote(b.j_id) AS batch_event_id"
-            " FROM chunk_b_inner i JOIN chunk_b b USING (seq) WHERE b.fast ORDER BY i.seq, i.idx)"
-        )
+        bad = con.execute("SELECT DISTINCT seq FROM stage_pings WHERE batch_ok = false").fetchall()
+        bad_seqs = ",".join(str(r[0]) for r in bad)
+        if bad:  # a batch with a bad inner ping: all its pings go (the reference parser has it next)
+            con.execute(f"DELETE FROM stage_pings WHERE seq IN ({bad_seqs})")
         # the envelope, canonical (sorted keys) without its pings: the same text parse_line's
         # path writes (`_batch_envelope_payload`)
+        batch_fast_where = f"head_ok AND seq NOT IN ({bad_seqs})" if bad else "head_ok"
         con.execute(
             "INSERT INTO stage_events SELECT seq, epochal_unquote(j_id), 'ping.batch', epochal_unquote(j_node), occ_us,"
             " '{\"checker_id\":' || j_chk || ',\"event_id\":' || j_id || ',\"event_type\":\"ping.batch\",\"node_id\":'"
-            " || j_node || ',\"occurred_at\":' || j_occ || ',\"schema_version\":1}' FROM chunk_b WHERE fast ORDER BY seq"
+            f" || j_node || ',\"occurred_at\":' || j_occ || ',\"schema_version\":1}}' FROM chunk_bh WHERE {batch_fast_where}"
+            " ORDER BY seq"
         )
-        batch_fast = con.execute("SELECT seq FROM chunk_b WHERE fast").fetchnumpy()["seq"]
-        self._staged_pings += con.execute(
-            "SELECT count(*) FROM chunk_b_inner WHERE seq IN (SELECT seq FROM chunk_b WHERE fast)").fetchall()[0][0]
-        con.execute(
-            "INSERT INTO stage_pings SELECT * FROM ("
-            " SELECT seq, substr(j_id, 2, length(j_id) - 2) AS event_id,"
-            " substr(j_node, 2, length(j_node) - 2) AS node_id, occ_us AS occurred_at_us, j_occ AS occurred_at_raw,"
-            " substr(j_chk, 2, length(j_chk) - 2) AS checker_id, j_r = 'true' AS reachable,"
-            " CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END AS rtt_ms,"
-            " NULL::VARCHAR AS batch_event_id FROM chunk_t WHERE fast)"
-        )
-        ping_fast = con.execute("SELECT seq FROM chunk_t WHERE fast").fetchnumpy()["seq"]
+        batch_fast, n_inner = con.execute(
+            f"SELECT list(seq), coalesce(sum(n_items), 0) FROM chunk_bh WHERE {batch_fast_where}").fetchall()[0]
+        batch_fast = np.array(batch_fast or [], dtype=np.int64)
+        self._staged_pings += int(n_inner)
+        ping_fast = con.execute(
+            f"SELECT seq FROM stage_pings WHERE seq BETWEEN {lo} AND {hi} AND batch_event_id IS NULL"
+        ).fetchnumpy()["seq"]
         self._staged_pings += len(ping_fast)
         fast_seqs = np.concatenate([ping_fast, batch_fast])
         self.fast_lines += len(fast_seqs)
@@ -438,7 +473,7 @@ class Ingestor:
                 ("seq", pl.Int64), ("event_id", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("occurred_at_raw", pl.String), ("checker_id", pl.String),
                 ("reachable", pl.Boolean), ("rtt_ms", pl.Float64), ("batch_event_id", pl.String)])
-            con.execute("INSERT INTO stage_pings SELECT * FROM df")
+            con.execute("INSERT INTO stage_pings BY NAME SELECT * FROM df")
             self._slow_pings = []
         if self._slow_events:
             df = pl.DataFrame(self._slow_events, orient="row", schema=[
@@ -467,26 +502,19 @@ class Ingestor:
         con.execute("BEGIN TRANSACTION")
         try:
             # plain pings and ping.batch envelopes (a batch's inner pings share its seq)
-            # a batch's digest: its envelope and every inner ping's content, in id order
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE batch_digests AS
-                SELECT e.seq, md5(e.payload || '|' || coalesce(p.inner_digest, '')) AS digest
-                FROM stage_events e LEFT JOIN (
-                    SELECT seq, md5(string_agg({PING_KEY_SQL}, ',' ORDER BY event_id)) AS inner_digest
-                    FROM stage_pings WHERE batch_event_id IS NOT NULL GROUP BY seq) p USING (seq)
-                WHERE e.event_type = 'ping.batch'
-            """)
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE ping_inputs AS
                 SELECT seq, event_id FROM stage_pings WHERE batch_event_id IS NULL
                 UNION ALL
                 SELECT seq, event_id FROM stage_events WHERE event_type = 'ping.batch'
             """)
+            # a batch's content is compared only when its id is contested (then: its digest)
             self._classify("ping_inputs", include_staged_events=True, digests=f"""
                 SELECT seq, {PING_KEY_SQL} AS digest FROM stage_pings
                 WHERE batch_event_id IS NULL AND seq IN (SELECT seq FROM contested_rows)
                 UNION ALL
-                SELECT seq, digest FROM batch_digests WHERE seq IN (SELECT seq FROM contested_rows)""")
+                {_batch_digest_sql("stage_events", "seq", "stage_pings", "seq",
+                                   "e.seq IN (SELECT seq FROM contested_rows)")}""")
             self._archive_pings()
             self._archive_events("event_type = 'ping.batch'")
             self._record_verdicts()
@@ -506,8 +534,11 @@ class Ingestor:
             SELECT {base} + e.seq, e.event_id, e.event_type, e.node_id, e.occurred_at_us,
                    (e.occurred_at_us - {g}) // {ep},
                    (e.occurred_at_us - {g}) // {ep} <= {closed},
-                   e.payload, coalesce(d.digest, md5(e.payload))
-            FROM stage_events e LEFT JOIN batch_digests d USING (seq)
+                   e.payload,
+                   -- a batch's digest covers its inner pings: computed only if its id is ever
+                   -- contested (_classify), from the archive; never on the hot path
+                   CASE WHEN e.event_type <> 'ping.batch' THEN md5(e.payload) END
+            FROM stage_events e
             WHERE e.seq NOT IN (SELECT seq FROM stage_verdicts) AND {where}
             ORDER BY e.seq
         """)
@@ -522,14 +553,26 @@ class Ingestor:
         staged = ("UNION ALL SELECT event_id, md5(payload), seq FROM stage_events"
                   f" WHERE event_type <> 'ping.batch' AND event_id IN (SELECT event_id FROM {inputs})"
                   if include_staged_events else "")
+        # Archived batches keep no digest (see _archive_events): the contested ones get theirs
+        # from the archive here, the same expression as for staged ones.
+        arch_batches = con.execute(
+            f"SELECT count(*) FROM archive_events WHERE digest IS NULL AND event_id IN (SELECT event_id FROM {inputs})"
+        ).fetchall()[0][0]
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE archived_batch_digests AS
+            {_batch_digest_sql("archive_events", "event_id", "archive_pings", "batch_event_id",
+                               f"e.digest IS NULL AND e.event_id IN (SELECT event_id FROM {inputs})")
+             if arch_batches else "SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS digest LIMIT 0"}
+        """)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE known_ids AS
             SELECT event_id, arg_min(digest, seq) AS digest, min(seq) AS seq FROM (
                 SELECT event_id, {PING_KEY_SQL} AS digest, -1 AS seq FROM archive_pings
                 WHERE batch_event_id IS NULL AND event_id IN (SELECT event_id FROM {inputs})
                 UNION ALL
-                SELECT event_id, digest, -1 FROM archive_events
-                WHERE event_id IN (SELECT event_id FROM {inputs})
+                SELECT a.event_id, coalesce(a.digest, b.digest), -1 FROM archive_events a
+                LEFT JOIN archived_batch_digests b USING (event_id)
+                WHERE a.event_id IN (SELECT event_id FROM {inputs})
                 {staged})
             GROUP BY event_id
         """)
@@ -673,6 +716,22 @@ class Ingestor:
             FROM stage_rejects ORDER BY seq
         """)
         self.con.execute("DELETE FROM stage_rejects")
+
+
+def _batch_digest_sql(events: str, event_key: str, pings: str, ping_key: str, where: str) -> str:
+    """(key, digest) of the `ping.batch` envelopes of `events` selected by `where`: the md5 of
+    the envelope's payload and of its inner pings' contents in event_id order. `ping_key` is the
+    column of `pings` that names the envelope's `event_key` (staged: the shared seq; archived:
+    batch_event_id). Staged and archived batches use this one expression, so a re-sent batch
+    compares equal to the archived one exactly when their contents are equal."""
+    return f"""
+        SELECT e.{event_key} AS {event_key}, md5(e.payload || '|' || coalesce(p.inner_digest, '')) AS digest
+        FROM {events} e LEFT JOIN (
+            SELECT {ping_key} AS k, md5(string_agg({PING_KEY_SQL}, ',' ORDER BY event_id)) AS inner_digest
+            FROM {pings} WHERE {ping_key} IN (SELECT e.{event_key} FROM {events} e
+                                                WHERE e.event_type = 'ping.batch' AND {where})
+            GROUP BY 1) p ON p.k = e.{event_key}
+        WHERE e.event_type = 'ping.batch' AND {where}"""
 
 
 def _batch_envelope_payload(batch: PingBatch) -> str:

@@ -11,7 +11,7 @@ Archive:
   canonical JSON (sorted keys).
 A re-sent id is told apart as an exact duplicate or a conflicting one by its content: an
 event's `digest` (md5 of its canonical payload; for a `ping.batch`, of its envelope and its
-pings), a ping's own columns.
+pings, computed only when its id is contested), a ping's own columns.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS archive_events (
     reward_epoch BIGINT NOT NULL,
     late BOOLEAN NOT NULL,
     payload VARCHAR NOT NULL,
-    digest VARCHAR NOT NULL
+    digest VARCHAR  -- NULL for a ping.batch: computed from its archived pings when its id is contested
 );
 
 CREATE TABLE IF NOT EXISTS rejected_events (
@@ -198,6 +198,7 @@ CREATE TABLE IF NOT EXISTS settlements (
 # Stores written by earlier versions of this schema.
 MIGRATIONS = """
 ALTER TABLE archive_pings ALTER COLUMN digest DROP NOT NULL;
+ALTER TABLE archive_events ALTER COLUMN digest DROP NOT NULL;
 """
 
 
