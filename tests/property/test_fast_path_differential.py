@@ -230,3 +230,93 @@ def test_a_batch_and_its_spaced_copy_are_exact_duplicates(tmp_path):
     assert (counts.accepted, counts.duplicates, counts.rejected) == (1, 1, 1)
     assert con.execute("SELECT reason FROM rejected_events").fetchall() == [("conflicting_duplicate",)]
     assert con.execute("SELECT count(*) FROM archive_pings").fetchall() == [(1,)]
+
+
+# The ping.batch fast path cuts a compact line on `,"pings":[{`, `},{` and `}]}` and matches
+# every piece against the compact form: lines built to break that cut, or to slip something
+# past it, must be judged exactly as the reference judges them.
+_B_HEAD = ('{"event_id":"bx","event_type":"ping.batch","schema_version":1,"node_id":"chk",'
+           '"occurred_at":"2026-01-01T00:05:00Z","checker_id":"chk","pings":[')
+_B_PING = '{"node_id":"n1","occurred_at":1767225600000,"reachable":true,"rtt_ms":12.5}'
+_B_PING2 = '{"node_id":"n2","occurred_at":"2026-01-01T00:00:01.25Z","reachable":false,"rtt_ms":null}'
+
+
+def _b(*pings: str, head: str = _B_HEAD, tail: str = "]}") -> str:
+    return head + ",".join(pings) + tail
+
+
+CRAFTED_BATCHES = [
+    _b(_B_PING),  # the compact form: fast path
+    _b(_B_PING, _B_PING2, _B_PING.replace(',"rtt_ms":12.5', "")),  # rtt null and absent
+    _b(_B_PING.replace('"n1"', '"a},{b"')),  # the item separator inside an id (valid JSON)
+    _b(_B_PING.replace('"n1"', '"a,b"')),
+    _b(_B_PING.replace('"n1"', '"a]}"'), _B_PING),
+    _b(_B_PING.replace('"n1"', r'"a\"b"')),  # an escaped quote
+    _b(_B_PING.replace('"n1"', r'"\u006e1"')),  # an escape for a plain letter
+    _b(_B_PING.replace('"n1"', '"n\x01"')),  # a raw control character: invalid JSON
+    _b(_B_PING.replace('"n1"', '"' + "ü" * 128 + '"')),
+    _b(_B_PING.replace('"n1"', '"' + "ü" * 129 + '"')),
+    _b(_B_PING.replace('"n1"', '""')),
+    _b(_B_PING.replace("1767225600000", "01767225600000")),  # a leading zero: invalid JSON
+    _b(_B_PING.replace("1767225600000", "1767225599999")),  # before genesis
+    _b(_B_PING.replace("12.5", "012.5")),
+    _b(_B_PING.replace("12.5", "12.")),
+    _b(_B_PING.replace("12.5", "1e2")),
+    _b(_B_PING.replace("12.5", "12.50")),
+    _b(_B_PING.replace("12.5", "-1")),
+    _b(_B_PING.replace("12.5", '"12.5"')),
+    _b(_B_PING.replace("true", "1")),
+    _b(_B_PING.replace(",", ", ")),  # whitespace inside an inner ping
+    _b(_B_PING[:-1] + ',"x":1}'),  # an extra key in an inner ping
+    _b(_B_PING[:-1] + ',"node_id":"n9"}'),  # a repeated key
+    _b('{"occurred_at":1767225600000,"node_id":"n1","reachable":true}'),  # another key order
+    _b(),  # no pings
+    _b(_B_PING, tail="]} "),  # trailing whitespace
+    _b(_B_PING, tail="]}\r"),
+    _b(_B_PING, tail="]},"),
+    _b(_B_PING, tail="]"),
+    _b(_B_PING, _B_PING, tail="]}"),
+    _b(_B_PING, head=_B_HEAD.replace('"checker_id":"chk"', r'"checker_id":"x\",\"pings\":[{"')),
+    _b(_B_PING, head=_B_HEAD.replace('"schema_version":1', '"schema_version":1.0')),
+    _b(_B_PING, head=_B_HEAD.replace('"2026-01-01T00:05:00Z"', "1767225900000")),
+    _b(_B_PING, head=_B_HEAD.replace('"2026-01-01T00:05:00Z"', '"2026-01-01T00:05:00+00:00"')),
+    _b(_B_PING, head=_B_HEAD.replace('"node_id":"chk",', "")),
+    _b(_B_PING, head=_B_HEAD.replace('"event_id":"bx",', '"event_id":"bx","x":1,')),
+    _B_HEAD[:-1] + "{}}",  # pings is an object
+    '{"event_id":"px","event_type":"ping","schema_version":1,"node_id":"n1","occurred_at":1767225600000,'
+    '"checker_id":"c1","reachable":true,"note":"\\"event_type\\":\\"ping.batch\\""}',
+]
+
+
+@pytest.mark.parametrize("text", CRAFTED_BATCHES)
+def test_crafted_batches_are_judged_as_the_reference_judges_them(tmp_path, text):
+    from scoring.events import PingBatch, expand_batch
+
+    con, ing, counts = ingest_lines(tmp_path, [text.encode()])
+    assert counts.inputs == 1 and counts.adds_up()
+    ref = parse_line(text.encode())
+    rows = sorted(con.execute("SELECT event_id, node_id, occurred_at_us, occurred_at_raw, checker_id, reachable,"
+                              " rtt_ms, batch_event_id FROM archive_pings").fetchall())
+    if isinstance(ref, Accepted) and isinstance(ref.event, PingBatch):
+        assert rows == sorted((p.event_id, p.node_id, p.occurred_at_us, time_raw_json(p.occurred_at), p.checker_id,
+                               p.reachable, p.rtt_ms, ref.event.event_id) for p in expand_batch(ref.event))
+        env = con.execute("SELECT event_id, event_type, payload FROM archive_events").fetchall()
+        assert env == [(ref.event.event_id, "ping.batch", _batch_envelope(ref.event))]
+    elif isinstance(ref, Accepted):
+        assert counts.accepted == 1
+    else:
+        assert rows == [] and counts.rejected == 1
+        assert con.execute("SELECT reason FROM rejected_events").fetchall() == [(ref.reason.value,)]
+
+
+def _batch_envelope(batch) -> str:
+    from epochal.ingest import _batch_envelope_payload
+
+    return _batch_envelope_payload(batch)
+
+
+def test_the_compact_batch_takes_the_fast_path(tmp_path):
+    lines = [CRAFTED_BATCHES[0].encode(), CRAFTED_BATCHES[1].replace('"bx"', '"by"').encode()]
+    con, ing, counts = ingest_lines(tmp_path, lines)
+    assert ing.fast_lines == 2 and counts.accepted == 2
+    assert con.execute("SELECT count(*) FROM archive_pings").fetchall() == [(4,)]
