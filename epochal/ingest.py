@@ -5,13 +5,18 @@ an exact duplicate, or rejected with a reason (`rejected_events`). The counts ad
 holds them to it.
 
 Hot path. Millions of pings per hour cannot each take a Python call, so a file is read in
-blocks, split into lines with numpy, and handed to DuckDB as one Arrow column. A SQL fast path
-recognises pings written in the plain form (no escapes, Z times, plain numbers, only known
-keys) and types them in bulk. Every other line (other event types, `ping.batch`, anything odd
-or wrong) goes to the reference parser `scoring.events.parse_line`, which is authoritative for
-acceptance and for the reason of a rejection. The fast path only ever says "this is a valid
-ping with these values" for lines the reference accepts with the same values; a differential
-test (hypothesis-generated good and bad lines) pins that.
+blocks, split into lines with numpy, and handed to DuckDB as Arrow batches of ~2 MiB (scanned
+in parallel). Two SQL fast paths type the common forms in bulk, straight into the staging table:
+- plain `ping` lines (compact JSON, any key order, no escapes, plain numbers; checked with
+  DuckDB's JSON extraction and an exact-length test), and
+- `ping.batch` lines in the compact form in contract key order (checked without a JSON parser:
+  the line is cut on its fixed separators and every piece must match a regular expression of
+  plain JSON tokens, so the pieces spell the line out exactly; see `_batch_fast_path_sql`).
+Every other line (other event types, any other form, anything odd or wrong) goes to the
+reference parser `scoring.events.parse_line`, which is authoritative for acceptance and for the
+reason of a rejection. A fast path only ever says "this is a valid ping with these values" for
+lines the reference accepts with the same values; differential tests (hypothesis-generated and
+crafted good and bad lines, pings and batches) pin that.
 
 Duplicates and conflicts are decided after every file is staged (ruleset §10 "Replay reads
 every given file before it closes anything"): for each `event_id`, the first read (files in
