@@ -566,7 +566,8 @@ def get_first_reward_epoch(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
     return (row[0] - cfg.genesis_us) // cfg.reward_epoch_us
 
 
-def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> None:
+def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
+                        only_nodes: str | None = None) -> None:
     """The temp tables a close reads its registrations and benchmarks from, payloads parsed once.
 
     close_reg    the first `node.registered` per node by (occurred_at, event_id) among those arrived
@@ -574,15 +575,23 @@ def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                  which is exactly the first among those that did
     close_bench  every benchmark arrived, its figures and fingerprints extracted (the close reads the
                  latest before end(e) per node, §8 reads them all)
+    slash_bench_fp  (event_id, fingerprint) of close_bench
+
+    They depend on the inputs cutoff only, not on the epoch: a pass of `close_ready_epochs`
+    builds them once for all the epochs it closes (`tables_ready`).
+
+    `only_nodes` names a relation with a node_id column: the tables then hold those nodes only
+    (the live stream judges the benchmarks of a few nodes with them).
     """
     p = {"cutoff": cutoff_seq}
+    nodes = f" AND node_id IN (SELECT node_id FROM {only_nodes})" if only_nodes else ""
     # the first by (occurred_at, event_id), then its row (event ids are unique in the archive)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE close_reg AS
         WITH first AS (
             SELECT node_id, arg_min(event_id, (occurred_at_us, event_id)) AS event_id,
                    min(occurred_at_us) AS registered_at_us
-            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff
+            FROM archive_events WHERE event_type = 'node.registered' AND arrival_seq <= $cutoff{nodes}
             GROUP BY node_id
         )
         SELECT node_id, event_id, arrival_seq, registered_at_us,
@@ -594,7 +603,7 @@ def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
               ON a.event_id = f.event_id AND a.node_id = f.node_id AND a.occurred_at_us = f.registered_at_us
             WHERE a.event_type = 'node.registered' AND a.arrival_seq <= $cutoff)
     """, p)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE close_bench AS
         SELECT event_id, node_id, occurred_at_us, arrival_seq,
                x[1]::DOUBLE AS fp32_tflops, x[2]::DOUBLE AS mem_bandwidth_gbps, x[3]::DOUBLE AS vram_gb,
@@ -604,8 +613,12 @@ def create_close_tables(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                    json_extract_string(payload, ['$.fp32_tflops', '$.mem_bandwidth_gbps', '$.vram_gb',
                                                  '$.gpu_count']) AS x,
                    json_extract_string(payload, '$.gpu_fingerprints[*]') AS fps
-            FROM archive_events WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff)
+            FROM archive_events WHERE event_type = 'benchmark' AND arrival_seq <= $cutoff{nodes})
     """, p)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE slash_bench_fp AS
+        SELECT DISTINCT event_id, unnest(fps) AS fp FROM close_bench
+    """)
 
 
 def get_archive_figures(con, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> tuple[int, int | None]:
@@ -622,10 +635,13 @@ def get_archive_figures(con, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -
 
 def gather_epoch_inputs(con, e: int, cutoff_seq: int, first_epoch: int,
                         cfg: RulesetConfig = RULESET_V1,
-                        archive_figures: tuple[int, int | None] | None = None) -> EpochInputs:
+                        archive_figures: tuple[int, int | None] | None = None,
+                        tables_ready: bool = False) -> EpochInputs:
+    """`tables_ready`: the caller has just built `create_close_tables` for this cutoff."""
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
-    create_close_tables(con, e, cutoff_seq, cfg)
+    if not tables_ready:
+        create_close_tables(con, e, cutoff_seq, cfg)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE close_nodes AS
         WITH pings AS (
@@ -883,10 +899,6 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
 
     # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE slash_bench_fp AS
-        SELECT DISTINCT event_id, unnest(fps) AS fp FROM close_bench
-    """)
-    con.execute("""
         CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
         WITH old_fp AS (  -- a benchmark arrived since is a candidate anyway: only older ones need this
             SELECT f.event_id, f.fp FROM slash_bench_fp f JOIN close_bench b USING (event_id)
@@ -979,9 +991,11 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)
 
 
-def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
+def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=None) -> None:
     """One transaction: scores, rewards, the epoch row, the ledger. Invariants checked on the
-    rows before the write and again on what the store reads back inside the transaction."""
+    rows before the write and again on what the store reads back inside the transaction.
+    `before_commit(reward_epoch)`, when given, is called once every row is written and checked,
+    just before COMMIT (the crash tests kill the process there)."""
     e = result.reward_epoch
     row = result.epoch_row
     invariant(row["allocated_base_units"] + row["unallocated_base_units"] == row["emission_base_units"],
@@ -1051,6 +1065,8 @@ def write_epoch(con, result: EpochResult, closed_at: datetime) -> None:
         from epochal.store import set_meta
 
         set_meta(con, "first_reward_epoch", str(inputs_first_epoch(con, e)))
+        if before_commit is not None:
+            before_commit(e)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -1100,15 +1116,16 @@ def inputs_first_epoch(con, e: int) -> int:
 
 def close_epoch(con, e: int, first_epoch: int, cfg: RulesetConfig = RULESET_V1,
                 cutoff_seq: int | None = None, closed_at: datetime | None = None,
-                archive_figures: tuple[int, int | None] | None = None) -> EpochResult:
+                archive_figures: tuple[int, int | None] | None = None, before_commit=None,
+                tables_ready: bool = False) -> EpochResult:
     if cutoff_seq is None:
         from epochal.store import next_arrival_seq
 
         cutoff_seq = next_arrival_seq(con) - 1
-    inputs = gather_epoch_inputs(con, e, cutoff_seq, first_epoch, cfg, archive_figures)
+    inputs = gather_epoch_inputs(con, e, cutoff_seq, first_epoch, cfg, archive_figures, tables_ready)
     result = compute_epoch(inputs, cfg)
     # closed_at is the one wall-clock column (§9); the clock is read here, at the edge.
-    write_epoch(con, result, closed_at or datetime.now(timezone.utc))
+    write_epoch(con, result, closed_at or datetime.now(timezone.utc), before_commit)
     return result
 
 
@@ -1133,7 +1150,10 @@ def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, watermark_us: int | N
 
 
 def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None,
-                       watermark_us: int | None = None) -> list[EpochResult]:
+                       watermark_us: int | None = None, before_commit=None) -> list[EpochResult]:
+    """Close every ready epoch in order. `on_closed(result)` after each commit and
+    `before_commit(reward_epoch)` inside each close's transaction are hooks for the caller (the
+    live stream's crash tests); neither takes part in the result."""
     ready = get_ready_epochs(con, cfg, watermark_us)
     if not ready:
         return []
@@ -1143,9 +1163,11 @@ def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None,
     # nothing arrives during a pass: every epoch of it closes with the same inputs cutoff
     cutoff = next_arrival_seq(con) - 1
     figures = get_archive_figures(con, cutoff, cfg)
+    create_close_tables(con, ready[0], cutoff, cfg)  # one cutoff: the same tables for every epoch
     results = []
     for e in ready:
-        result = close_epoch(con, e, first, cfg, cutoff_seq=cutoff, archive_figures=figures)
+        result = close_epoch(con, e, first, cfg, cutoff_seq=cutoff, archive_figures=figures,
+                             before_commit=before_commit, tables_ready=True)
         results.append(result)
         if on_closed:
             on_closed(result)
