@@ -164,7 +164,8 @@ class Closer:
         if wm is not None:
             self.crash_hook("before_close")
             results = close_ready_epochs(self.con, self.cfg, watermark_us=wm,
-                                         on_closed=lambda r: self.crash_hook("between_closes"))
+                                         on_closed=lambda r: self.crash_hook("between_closes"),
+                                         before_commit=lambda e: self.crash_hook("before_epoch_commit"))
             if results:
                 rep.closed = [r.reward_epoch for r in results]
                 self.last_closed = results[-1].reward_epoch

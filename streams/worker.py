@@ -72,7 +72,11 @@ def default_segments_dir(db: Path) -> Path:
 
 class CrashHook:
     """Fault injection for the crash tests: `EPOCHAL_STREAMS_CRASH=<point>:<n>` kills this
-    process with SIGKILL the n-th time it reaches <point>. Unset, it does nothing."""
+    process with SIGKILL the n-th time it reaches <point>. Unset, it does nothing. Points:
+    after_segment (a segment durable, its offsets not committed), before_archive_commit,
+    after_archive_commit, before_close, between_closes (after an epoch's commit, before the
+    next close of the pass) and before_epoch_commit (inside a close's transaction: every row
+    written and checked, COMMIT not reached)."""
 
     def __init__(self, spec: str | None) -> None:
         self.point, self.n = None, 0

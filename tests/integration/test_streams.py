@@ -9,7 +9,8 @@ start-ups (a group join on this broker takes several seconds):
   with identical manifests, node_epoch_scores, rewards, ledger and slash decisions;
 - bad messages end in rejected_events and on epochal.rejected with a reason, the worker goes on;
 - crash safety: SIGKILL after a segment was written but before its offsets were committed,
-  then again between two epoch closes; the restarted worker ends identical to the clean run;
+  then between two epoch closes, then inside an epoch close's transaction (rows written, not
+  committed); the restarted worker ends identical to the clean run;
 - two workers in one group (shared segment folder, one closer): identical to one worker.
 """
 
@@ -287,7 +288,7 @@ def test_scores_published(single_run, kafka_broker):
 
 
 # ----------------------------------------------------------------------------------------
-# scenario 2: kill -9 mid-stream, twice, then finish
+# scenario 2: kill -9 mid-stream, three times, then finish
 # ----------------------------------------------------------------------------------------
 
 def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_factory):
@@ -307,14 +308,28 @@ def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_f
         assert w2.proc.returncode == -9, w2.tail()
     finally:
         w2.kill9()
-    # 3) restarted to the end
-    w3 = WorkerProc(kafka_broker, db, "g-crash", "crash-3", d, batch=500)
+    closed_before = table_rows(db, "reward_epochs", "reward_epoch")
+    # 3) restarted; killed inside its first epoch close's transaction: every row of the epoch
+    #    written and checked, COMMIT not reached
+    w3 = WorkerProc(kafka_broker, db, "g-crash", "crash-3", d, batch=500, crash="before_epoch_commit:1")
     try:
-        run_to_end([w3], published)
-        assert w3.stop() == 0, w3.tail()
+        assert w3.wait_exit(120) is not None, w3.tail()
+        assert w3.proc.returncode == -9, w3.tail()
+        assert "SIGKILL at before_epoch_commit" in w3.tail(200), w3.tail()
     finally:
-        if w3.alive():
-            w3.kill9()
+        w3.kill9()
+    # ... which left no trace of that epoch: the store has the epochs it had before
+    assert table_rows(db, "reward_epochs", "reward_epoch") == closed_before
+    assert table_rows(db, "node_epoch_scores", "count(*) FILTER (reward_epoch > (SELECT coalesce(max(reward_epoch), -1)"
+                                               " FROM reward_epochs))")[0][0] == 0
+    # 4) restarted to the end
+    w4 = WorkerProc(kafka_broker, db, "g-crash", "crash-4", d, batch=500)
+    try:
+        run_to_end([w4], published)
+        assert w4.stop() == 0, w4.tail()
+    finally:
+        if w4.alive():
+            w4.kill9()
     assert stream_outputs(db) == stream_outputs(single_run["db"])
     # nothing counted twice, nothing lost
     for table in ("archive_pings", "archive_events"):
