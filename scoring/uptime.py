@@ -40,10 +40,12 @@ def compute_uptime_ratio(up_slots: int, cfg: RulesetConfig = RULESET_V1) -> floa
 
 
 def compute_streak_state(
-    prev: StreakState, slot_bitmap: int, cfg: RulesetConfig = RULESET_V1
+    prev: StreakState, slot_bitmap: int, cfg: RulesetConfig = RULESET_V1, slots: int | None = None
 ) -> StreakState:
+    """The state after the epoch's first `slots` slots (all of them by default; the live
+    snapshot of an open epoch runs the slots seen so far)."""
     streak, prev_up = prev
-    for slot in range(cfg.slots_per_epoch):
+    for slot in range(cfg.slots_per_epoch if slots is None else slots):
         up = (slot_bitmap >> slot) & 1 == 1
         if up:
             streak += 1
@@ -54,17 +56,24 @@ def compute_streak_state(
 
 
 def compute_streak_states_np(
-    streak: np.ndarray, prev_up: np.ndarray, bitmaps: np.ndarray, cfg: RulesetConfig = RULESET_V1
+    streak: np.ndarray, prev_up: np.ndarray, bitmaps: np.ndarray, cfg: RulesetConfig = RULESET_V1,
+    slots: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The same transition for arrays of nodes (int64 streaks, bool prev_up, uint64 bitmaps)."""
+    """The same transition for arrays of nodes (int64 streaks, bool prev_up, uint64 bitmaps);
+    `slots`, when given, is each node's number of slots to run (as `compute_streak_state`'s)."""
     streak = streak.astype(np.int64, copy=True)
     prev = prev_up.astype(bool, copy=True)
     bitmaps = bitmaps.astype(np.uint64, copy=False)
     one = np.uint64(1)
     for slot in range(cfg.slots_per_epoch):
         up = ((bitmaps >> np.uint64(slot)) & one).astype(bool)
-        streak = np.where(up, streak + 1, np.where(prev, streak, 0))
-        prev = up
+        if slots is None:
+            streak = np.where(up, streak + 1, np.where(prev, streak, 0))
+            prev = up
+        else:
+            run = slot < slots
+            streak = np.where(run, np.where(up, streak + 1, np.where(prev, streak, 0)), streak)
+            prev = np.where(run, up, prev)
     return streak, prev
 
 
