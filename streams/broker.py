@@ -22,6 +22,19 @@ from pathlib import Path
 
 INPUT_TOPICS = ("epochal.nodes", "epochal.pings", "epochal.jobs", "epochal.benchmarks")
 OUTPUT_TOPICS = ("epochal.scores", "epochal.slashes", "epochal.rejected")
+# internal: the closer's per-node slot updates, repartitioned by node (streams.live). Like a
+# faust repartition or changelog topic it belongs to one consumer group (the group's closer
+# writes it, the group's workers read it): `<group>.node-slots`, `epochal.node-slots` for the
+# default group. A worker creates its group's (and its Table's changelog) when missing.
+DEFAULT_GROUP = "epochal"
+
+
+def node_slots_topic(group: str = DEFAULT_GROUP) -> str:
+    return f"{group}.node-slots"
+
+
+NODE_SLOTS_TOPIC = node_slots_topic()
+INTERNAL_TOPICS = (NODE_SLOTS_TOPIC,)
 DEFAULT_PORT = 9092
 DEFAULT_PARTITIONS = 4
 
@@ -118,8 +131,10 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0, proc: subprocess.Pope
 
 
 def ensure_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS,
-                  topics: tuple[str, ...] = INPUT_TOPICS + OUTPUT_TOPICS) -> list[str]:
-    """Create the contract's topics that do not exist yet; returns those created."""
+                  topics: tuple[str, ...] = INPUT_TOPICS + OUTPUT_TOPICS + INTERNAL_TOPICS,
+                  configs: dict[str, str] | None = None) -> list[str]:
+    """Create the topics (by default the contract's and the internal ones) that do not exist
+    yet, with `configs` (e.g. cleanup.policy); returns those created."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -130,12 +145,25 @@ def ensure_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS,
         missing = [t for t in topics if t not in existing]
         if missing:
             try:
-                admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
+                admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1,
+                                              topic_configs=dict(configs or {})) for t in missing])
             except TopicAlreadyExistsError:
                 pass
         return missing
     finally:
         admin.close()
+
+
+def topic_partitions(bootstrap: str, topic: str) -> int | None:
+    """How many partitions `topic` has (None when it does not exist)."""
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, client_id="epochal-meta", request_timeout_ms=10000)
+    try:
+        parts = c.partitions_for_topic(topic)
+    finally:
+        c.close()
+    return len(parts) if parts else None
 
 
 def run_broker_foreground(port: int, partitions: int = DEFAULT_PARTITIONS, host: str = "127.0.0.1",

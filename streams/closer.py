@@ -12,8 +12,13 @@ It adds nothing to the rules. Each step:
    watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
    very close the batch replay runs;
 4. publishes what changed: `epochal.rejected` (raw message, topic, reason), `epochal.scores`
-   (each closed epoch's node rows, and live up-slot snapshots of the open epoch) and
-   `epochal.slashes` (decision rows not published yet, or whose status changed).
+   (each closed epoch's node rows) and `epochal.slashes` (decision rows not published yet, or
+   whose status changed); and, every `live_every_s` or once no message has come for
+   `quiet_s`, but never more than `live_rows_per_s` (node, epoch) rows a second on average
+   (a large network gets them less often rather than slow the archive down), the per-node
+   slot updates of the pings archived since the last ones on
+   `<group>.node-slots` (`streams.live`: the repartition by node that feeds the workers' live
+   Table; the first publication after the closer opens republishes the whole open state).
 
 Outputs are published after the store commit (at least once; keyed for idempotent readers).
 """
@@ -32,8 +37,10 @@ import polars as pl
 
 from epochal import store
 from epochal.ingest import Ingestor
-from payouts.close import close_ready_epochs
+from payouts.close import close_ready_epochs, get_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.timing import get_epoch_end_us
+from streams import live
 from streams.segments import Message, list_segments, read_segment
 from streams.watermark import PartitionWatermark
 
@@ -72,12 +79,17 @@ class StepReport:
 
 class Closer:
     def __init__(self, con, seg_dir: Path, cfg: RulesetConfig = RULESET_V1, outputs=None,
-                 live_every_s: float = 10.0, crash_hook=None) -> None:
+                 live_every_s: float = 10.0, crash_hook=None, quiet_s: float = 2.0,
+                 live_updates: bool = True, live_rows_per_s: float = 2000.0) -> None:
         self.con = con
         self.seg_dir = Path(seg_dir)
         self.cfg = cfg
         self.outputs = outputs
         self.live_every_s = live_every_s
+        self.quiet_s = min(quiet_s, live_every_s)
+        self.live_updates = live_updates and outputs is not None  # publish node-slots updates
+        self.live_rows_per_s = live_rows_per_s
+        self._live_gap_s = 0.0  # the last publication's rows / live_rows_per_s
         self.crash_hook = crash_hook or (lambda point: None)
         self.wm = PartitionWatermark(lateness_us=cfg.allowed_lateness_s * 1_000_000)
         con.execute(STREAM_SCHEMA)
@@ -87,11 +99,18 @@ class Closer:
                 "SELECT topic, \"partition\", max_ping_us FROM stream_partitions").fetchall():
             if topic == PINGS_TOPIC:
                 self.wm.restore(part, mx, now)
-        self._live_since_seq = store.next_arrival_seq(con)
-        self._last_live = 0.0
+        self.last_closed = store.last_closed_epoch(con)
+        # node-slots updates: the first publication republishes the open state (lo 0, `full`)
+        self._live_since_seq, self._live_full, self._live_drop = 0, True, self.last_closed
+        self._archived_hi = store.next_arrival_seq(con) - 1
+        self._last_live = 0.0 if self._archived_hi >= 0 else time.monotonic()  # a restart republishes at once
+        self._last_message = time.monotonic()
+        self._partition_of = None
+        self.live_published_through = -1
+        self.live_rows = 0
+        self.live_busy_s = 0.0
         self._written: dict[str, list[Message]] = {}
         self.totals = StepReport()
-        self.last_closed = store.last_closed_epoch(con)
         self.bootstrap_started = now
 
     @classmethod
@@ -161,7 +180,16 @@ class Closer:
             s.unlink(missing_ok=True)
         now_s = time.time() if now_s is None else now_s
         wm = self.wm.current(now_s)
-        if wm is not None:
+        if self.live_updates and self._archived_hi >= self._live_since_seq:
+            mono = time.monotonic()
+            if new:
+                self._last_message = mono
+            since = mono - self._last_live
+            if since >= max(self.live_every_s, self._live_gap_s) or (
+                    mono - self._last_message >= self.quiet_s and since >= self._live_gap_s):
+                self._last_live = mono
+                self._live_gap_s = self._publish_node_slots() / self.live_rows_per_s
+        if wm is not None and self._epoch_ready(wm):
             self.crash_hook("before_close")
             results = close_ready_epochs(self.con, self.cfg, watermark_us=wm,
                                          on_closed=lambda r: self.crash_hook("between_closes"),
@@ -171,9 +199,6 @@ class Closer:
                 self.last_closed = results[-1].reward_epoch
                 self._publish_closed(results)
                 self._publish_slashes()
-        if self.outputs is not None and time.monotonic() - self._last_live >= self.live_every_s:
-            self._last_live = time.monotonic()
-            self._publish_live()
         if self.outputs is not None:
             self.outputs.flush(wait=False)  # this step's batches in flight; the previous step's acknowledged
         rep.seconds = time.perf_counter() - t0
@@ -214,6 +239,7 @@ class Closer:
             counts = ing.commit() if new_api else ing.commit(base, last_closed)
             self.crash_hook("after_archive_commit")
             end = base + len(ordered) - 1
+            self._archived_hi = max(self._archived_hi, end)
             maxima = dict(con.execute(f"""
                 SELECT m."partition", max(a.occurred_at_us) FROM archive_pings a
                 JOIN stream_seqmap m ON a.arrival_seq = {base} + m.seq
@@ -304,25 +330,42 @@ class Closer:
             finally:
                 self.con.unregister("stream_slashes_sent")
 
-    def _publish_live(self) -> None:
-        since = self._live_since_seq
-        self._live_since_seq = store.next_arrival_seq(self.con)
-        closed = -1 if self.last_closed is None else self.last_closed
-        rows = store.fetch_polars(self.con, f"""
-            WITH touched AS (SELECT DISTINCT node_id FROM archive_pings
-                             WHERE arrival_seq >= {since} AND reward_epoch > {closed})
-            SELECT p.reward_epoch, p.node_id,
-                   bit_count(bit_or(CASE WHEN p.reachable THEN 1::UBIGINT << p.slot::INTEGER
-                                    ELSE 0::UBIGINT END))::INTEGER AS up_slots,
-                   count(*) AS pings, max(p.occurred_at_us) AS last_ping_us
-            FROM archive_pings p JOIN touched USING (node_id)
-            WHERE p.reward_epoch > {closed} GROUP BY ALL ORDER BY 1, 2
-        """)
-        if rows.height:
-            self._send_frame("scores", rows.select(
-                pl.lit("live").alias("kind"), "reward_epoch", "node_id", "up_slots",
-                (pl.col("up_slots").cast(pl.Float64) / self.cfg.slots_per_epoch).alias("uptime_ratio"),
-                "pings", "last_ping_us"))
+    def _epoch_ready(self, wm: int) -> bool:
+        """Will `close_ready_epochs(watermark_us=wm)` close an epoch? (Arithmetic once an
+        epoch has closed; before that the store says where the first epoch is.)"""
+        if self.last_closed is not None:
+            return get_epoch_end_us(self.last_closed + 1, self.cfg) <= wm
+        return bool(get_ready_epochs(self.con, self.cfg, wm))
+
+    def _publish_node_slots(self) -> int:
+        """The per-node slot updates of the pings archived since the last publication (all of
+        the open epochs' on the first), to `<group>.node-slots` by node (`streams.live`).
+        Epochs closed before the last publication are settled (`drop`): their last rows went
+        then, so an epoch's rows are complete whenever its close comes. Returns the rows."""
+        t0 = time.perf_counter()
+        lo, hi, full, drop = self._live_since_seq, self._archived_hi, self._live_full, self._live_drop
+        try:
+            if self._partition_of is None:
+                self._partition_of = live.partition_of_node(self.outputs)
+            slots = live.get_slot_updates(self.con, lo, hi, drop)
+            hw = live.get_hw_updates(self.con, lo, hi, self.cfg)
+            msgs = live.encode_updates(lo, hi, full, drop, self.last_closed, slots, hw, self._partition_of)
+        except LookupError as exc:  # no node-slots topic: live state off, archiving goes on
+            log.warning("no live node state: %s", exc)
+            self.live_updates = False
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a cache's feed: never stop archiving for it (retried)
+            log.warning("node-slots updates not published (retried later): %r", exc)
+            return 0
+        for part, value in msgs:
+            self.outputs.send_to("node-slots", part, value)
+        self.live_rows += slots.height
+        self.live_busy_s += time.perf_counter() - t0
+        log.debug("node-slots: %d (node, epoch) rows in %d messages in %.3f s", slots.height, len(msgs),
+                  time.perf_counter() - t0)
+        self._live_since_seq, self._live_full, self._live_drop = hi + 1, False, self.last_closed
+        self.live_published_through = hi
+        return slots.height
 
     def _add_totals(self, rep: StepReport) -> None:
         t = self.totals
@@ -340,6 +383,9 @@ class Closer:
                 "duplicates": t.duplicates, "rejected": t.rejected, "rejected_by_reason": t.by_reason,
                 "pings_archived": t.pings, "closed_this_run": t.closed, "busy_s": round(t.seconds, 3),
                 "archived_through": {f"{tp}/{p}": o for (tp, p), o in sorted(self.through.items())},
+                "archived_through_seq": self._archived_hi,
+                "live_published_through_seq": self.live_published_through,
+                "live_rows_published": self.live_rows, "live_busy_s": round(self.live_busy_s, 3),
                 **self.wm.snapshot(now_s)}
 
 

@@ -13,6 +13,11 @@ goes on, see `flush(wait=False)`). The partition of a keyed record is the Java c
 records go round-robin. Kafka-python's per-record `send` cost ~50 µs (and contended for its
 accumulator lock with the sender thread), which made publishing the scores the worker's
 largest cost.
+
+The same sink carries the internal repartition topic `<group>.node-slots` (the closer's
+per-node slot updates, one message per partition, see `streams.live`); the live Table's
+process has a sink of its own for the live snapshots, used from its event loop, where
+`hand_over` never waits.
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ def default_partition(key: bytes, n: int) -> int:
 
 class OutputSink:
     def __init__(self, bootstrap: str, prefix: str = "", batch_bytes: int = BATCH_BYTES,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, node_slots_topic: str = "epochal.node-slots") -> None:
         self.topics = {k: prefix + f"epochal.{k}" for k in ("scores", "slashes", "rejected")}
+        self.topics["node-slots"] = prefix + node_slots_topic  # the consumer group's own
         self.sent = {k: 0 for k in self.topics}
         self.batch_bytes = batch_bytes
         self.timeout_s = timeout_s
@@ -91,8 +97,13 @@ class OutputSink:
         n = self._partitions.get(topic)
         if n is None:
             parts = self._call(self.producer.partitions_for(topic))
+            if not parts:
+                raise LookupError(f"the topic {topic} has no partitions (does it exist?)")
             n = self._partitions[topic] = len(parts)
         return n
+
+    def n_partitions(self, kind: str) -> int:
+        return self._n_partitions(self.topics[kind])
 
     def _partition(self, topic: str, key: bytes | None) -> int:
         n = self._n_partitions(topic)
@@ -108,8 +119,9 @@ class OutputSink:
     def _submit(self, topic: str, partition: int, batch) -> None:
         self._pending.append(asyncio.run_coroutine_threadsafe(self._deliver(batch, topic, partition), self._loop))
 
-    def _append(self, topic: str, key: bytes | None, value: bytes) -> None:
-        part = self._partition(topic, key)
+    def _append(self, topic: str, key: bytes | None, value: bytes, part: int | None = None) -> None:
+        if part is None:
+            part = self._partition(topic, key)
         tp = (topic, part)
         batch = self._open.get(tp)
         if batch is None:
@@ -129,6 +141,11 @@ class OutputSink:
             n += 1
         self.sent[kind] += n
         return n
+
+    def send_to(self, kind: str, partition: int, value: bytes, key: bytes | None = None) -> None:
+        """One record already serialised, to a partition chosen by the caller."""
+        self._append(self.topics[kind], key, value, partition)
+        self.sent[kind] += 1
 
     def _send(self, kind: str, key: str | None, value: dict) -> None:
         self._append(self.topics[kind], key.encode() if key else None, _json(value))
@@ -174,6 +191,21 @@ class OutputSink:
         if not_done:
             self.errors += len(not_done)
             log.warning("%d output batch(es) not acknowledged within %.0f s", len(not_done), timeout)
+
+    def hand_over(self) -> None:
+        """Hand over every open batch and return at once (for a caller on an event loop);
+        batches acknowledged since are dropped from the list, a failed one is logged."""
+        for (topic, part), batch in self._open.items():
+            self._submit(topic, part, batch)
+        self._open.clear()
+        still = []
+        for f in self._pending:
+            if not f.done():
+                still.append(f)
+            elif f.exception() is not None:
+                self.errors += 1
+                log.warning("an output batch was not delivered: %r", f.exception())
+        self._pending = still
 
     def close(self) -> None:
         try:

@@ -21,9 +21,20 @@ shared segment folder, and the one holding the DuckDB file's lock is the closer 
 retry the lock every few seconds, so a closer that dies is replaced). Started alone, a worker
 is the whole pipeline.
 
-Faust Tables are not used: the archive is what epochs close from, live per-node figures are
-read from it, and on Tansu a Table's changelog recovery cannot be trusted anyway (its
-ListOffsets answer is wrong).
+Per-node live state is a faust Table (`node-live`, keyed by node_id, changelog-backed) fed by
+a second agent (concurrency 1) on `<group>.node-slots` (`epochal.node-slots` for the default
+group): the closer's per-node slot updates, repartitioned by node (`ping.batch` messages are
+keyed by their checker). Every `live_every_s` the agent's `streams.live.LiveCache` publishes
+the changed nodes' snapshots (kind "live") on `epochal.scores`, computed by the rules of
+scoring/. The Table is a cache: epochs close from the archive, never from it, because on Tansu
+a Table's changelog recovery cannot be trusted (its ListOffsets answer is wrong) and faust
+delivers at least once; its merge is idempotent, and a worker that becomes the closer first
+republishes the open state from the archive. The Table and its agent run in their own faust
+app (group `<group>-live`) in a child process (`streams.live_worker`): inside this app, the
+Table's recovery on rebalances made the ingest agent lose messages in the crash test. With
+`topic_allow_declare=False` faust creates no topic, so `run_worker` creates `<group>.node-slots`
+and the changelog topic (`<group>-live-node-live-changelog`, compacted, as many partitions as
+`<group>.node-slots`) itself, on Tansu or any Kafka given its bootstrap.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from pathlib import Path
 
 from epochal import store
 from scoring.ruleset import RULESET_V1
-from streams.broker import INPUT_TOPICS
+from streams.broker import INPUT_TOPICS, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
 from streams.segments import Message, edge_check, now_us, write_segment
 
@@ -61,7 +72,10 @@ class WorkerConfig:
     status_every_s: float = 10.0
     closer_retry_s: float = 5.0
     session_timeout_s: float = 10.0
-    live_every_s: float = 10.0
+    # node-slots updates and live snapshots at most this often ($EPOCHAL_STREAMS_LIVE_EVERY_S, 10 s)
+    live_every_s: float = field(default_factory=lambda: float(os.environ.get("EPOCHAL_STREAMS_LIVE_EVERY_S") or 10.0))
+    live_rows_per_s: float = 2000.0  # ... and, on average, at most this many (node, epoch) rows a second
+    live_table: bool = True  # the per-node live Table and its agent (off when its topics cannot be made)
     warm_up: bool = True  # a closer primes the ingest and close code on a throwaway store at start-up
     fetch_bytes_per_partition: int = 16 << 20  # ping.batch messages are large: fetch many per request
 
@@ -94,9 +108,10 @@ class CrashHook:
 
 
 class Pipeline:
-    def __init__(self, cfg: WorkerConfig, outputs=None) -> None:
+    def __init__(self, cfg: WorkerConfig, outputs=None, live_updates: bool = False) -> None:
         self.cfg = cfg
         self.outputs = outputs
+        self.live_updates = live_updates  # a closer publishes node-slots updates (a live Table reads them)
         self.crash = CrashHook(os.environ.get("EPOCHAL_STREAMS_CRASH"))
         self.closer: Closer | None = None
         self._closer_tried = 0.0
@@ -141,7 +156,9 @@ class Pipeline:
         self._closer_tried = time.monotonic()
         try:
             self.closer = Closer.open(self.cfg.db, self.cfg.seg_dir, cfg=RULESET_V1, outputs=self.outputs,
-                                      live_every_s=self.cfg.live_every_s, crash_hook=self.crash)
+                                      live_every_s=self.cfg.live_every_s, crash_hook=self.crash,
+                                      live_updates=self.live_updates,
+                                      live_rows_per_s=self.cfg.live_rows_per_s)
         except store.StoreError as exc:
             log.info("not the closer (%s); writing segments only", exc)
             return
@@ -278,6 +295,7 @@ def _guarded(fn, *args):
 
 
 def build_app(cfg: WorkerConfig, pipeline: Pipeline):
+    """The faust app: the ingest agent and the tick (no Table: see the module's docstring)."""
     import faust
 
     app = faust.App(
@@ -331,12 +349,19 @@ def _setup_logging(level: int) -> None:
 def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
     from faust import Worker
 
+    from streams.live_worker import LiveConfig, prepare_live_topics, start_live_process, stop_live_process
     from streams.outputs import OutputSink
 
     _setup_logging(logging.DEBUG if os.environ.get("EPOCHAL_STREAMS_DEBUG") else logging.INFO)
     cfg.seg_dir.mkdir(parents=True, exist_ok=True)
-    outputs = OutputSink(cfg.bootstrap)
-    pipeline = Pipeline(cfg, outputs)
+    outputs = OutputSink(cfg.bootstrap, node_slots_topic=node_slots_topic(cfg.group))
+    live_partitions = prepare_live_topics(cfg.bootstrap, cfg.group) if cfg.live_table else None
+    live_proc = None
+    if live_partitions:
+        live_proc = start_live_process(LiveConfig(
+            cfg.bootstrap, cfg.group, cfg.worker_id, str(cfg.seg_dir), live_partitions, cfg.live_every_s,
+            cfg.status_every_s, cfg.session_timeout_s, os.getpid()))
+    pipeline = Pipeline(cfg, outputs, live_updates=live_partitions is not None)
     pipeline.try_become_closer()
     app = build_app(cfg, pipeline)
     log.info("worker %s: group %s on %s, store %s, segments %s", cfg.worker_id, cfg.group, cfg.bootstrap,
@@ -349,4 +374,5 @@ def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
         return int(exc.code or 0)
     finally:
         pipeline.shutdown()
+        stop_live_process(live_proc)
     return 0

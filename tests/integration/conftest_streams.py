@@ -45,7 +45,8 @@ class WorkerProc:
     """One `epochal streams worker` subprocess with its log and status file."""
 
     def __init__(self, bootstrap: str, db: Path, group: str, worker_id: str, log_dir: Path,
-                 segments: Path | None = None, batch: int = 4000, crash: str | None = None) -> None:
+                 segments: Path | None = None, batch: int = 4000, crash: str | None = None,
+                 live_every_s: float | None = None) -> None:
         self.db, self.worker_id = db, worker_id
         self.segments = segments or Path(str(db) + ".segments")
         self.log_path = log_dir / f"{worker_id}.log"
@@ -53,6 +54,9 @@ class WorkerProc:
         env.pop("EPOCHAL_STREAMS_CRASH", None)
         if crash:
             env["EPOCHAL_STREAMS_CRASH"] = crash
+        env.pop("EPOCHAL_STREAMS_LIVE_EVERY_S", None)
+        if live_every_s is not None:
+            env["EPOCHAL_STREAMS_LIVE_EVERY_S"] = str(live_every_s)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         cmd = CLI + ["streams", "worker", "--bootstrap", bootstrap, "--db", str(db), "--group", group,
                      "--worker-id", worker_id, "--segments", str(self.segments), "--batch", str(batch),
@@ -63,6 +67,14 @@ class WorkerProc:
 
     def status(self) -> dict | None:
         p = self.segments / f"status-{self.worker_id}.json"
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def live_status(self) -> dict | None:
+        """What the worker's live Table child last reported (`streams.live_worker`)."""
+        p = self.segments / f"live-{self.worker_id}.json"
         try:
             return json.loads(p.read_text())
         except (OSError, ValueError):

@@ -8,6 +8,9 @@ start-ups (a group join on this broker takes several seconds):
 - parity: one worker closes the same epochs as `epochal replay` (all but perhaps the last)
   with identical manifests, node_epoch_scores, rewards, ledger and slash decisions;
 - bad messages end in rejected_events and on epochal.rejected with a reason, the worker goes on;
+- live state: the snapshots the live Table's agent publishes on epochal.scores agree with the
+  store (the last one of a closed epoch has the stored up slots, streak and verdict), and the
+  Table's changelog topic holds every node; the pure merge is idempotent and order-free;
 - crash safety: SIGKILL after a segment was written but before its offsets were committed,
   then between two epoch closes, then inside an epoch close's transaction (rows written, not
   committed); the restarted worker ends identical to the clean run;
@@ -151,6 +154,26 @@ def restrict(tables: dict, epochs: set[int]) -> dict:
     return out
 
 
+def live_caught_up(st: dict | None, lv: dict | None) -> bool:
+    s, lv = (st or {}).get("store") or {}, lv or {}
+    hi = s.get("archived_through_seq", -1)
+    return hi >= 0 and s.get("live_published_through_seq") == hi and lv.get("applied_through_seq", -1) >= hi
+
+
+def read_topic(bootstrap: str, topic: str, quiet_ms: int = 3000) -> list:
+    """Every message of `topic` (partition by partition, each in its order)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=quiet_ms)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        return list(c)
+    finally:
+        c.close()
+
+
 def run_to_end(workers: list[WorkerProc], published, timeout: float = RUN_TIMEOUT) -> dict:
     def done():
         for w in workers:
@@ -169,11 +192,15 @@ def run_to_end(workers: list[WorkerProc], published, timeout: float = RUN_TIMEOU
 @pytest.fixture(scope="module")
 def single_run(kafka_broker, published, tmp_path_factory):
     d = tmp_path_factory.mktemp("single")
-    w = WorkerProc(kafka_broker, d / "live.duckdb", "g-single", "single", d)
+    # live updates every second (not 10 s), so that the run publishes several, across closes
+    w = WorkerProc(kafka_broker, d / "live.duckdb", "g-single", "single", d, live_every_s=1.0)
     try:
         t0 = time.monotonic()
         st = run_to_end([w], published)
         elapsed = time.monotonic() - t0
+        # ... and until the live agent has applied the node-slots updates of everything archived
+        # (it publishes the snapshots still pending when it stops)
+        wait_until(lambda: live_caught_up(w.status(), w.live_status()), 30, "the live Table to catch up", [w])
         rc = w.stop()
     finally:
         if w.alive():
@@ -287,6 +314,51 @@ def test_scores_published(single_run, kafka_broker):
     assert {k for k in stored if k[0] in closed} == {k for k in got if k[0] in closed}
 
 
+def test_live_snapshots_agree_with_the_archive(single_run, kafka_broker):
+    """The last live snapshot of each (closed epoch, node) on epochal.scores, computed by the
+    live Table's agent from the closer's node-slots updates, has the stored up slots, uptime
+    ratio and ping count (every ping the close counted was seen live in this clean run); its
+    streak is the stored one where the node's last ping lies in the epoch's last slot (before
+    that the live streak runs to the latest ping only), and its hardware verdict is the stored
+    one where the node's latest benchmark came before the epoch's end."""
+    from scoring.ruleset import RULESET_V1
+    from scoring.timing import compute_slot, get_epoch_end_us
+
+    db = single_run["db"]
+    last: dict[tuple[int, str], dict] = {}
+    for m in read_topic(kafka_broker, "epochal.scores"):
+        v = orjson.loads(m.value)
+        if v["kind"] == "live":
+            assert m.key == v["node_id"].encode()
+            last[(v["reward_epoch"], v["node_id"])] = v  # one node's messages are in one partition, in order
+    scored = "node_epoch_scores s JOIN reward_epochs r USING (reward_epoch)"
+    stored = {(r[0], r[1]): r[2:] for r in table_rows(db, scored, """
+        s.reward_epoch, s.node_id, s.up_slots, s.uptime_ratio, s.streak_slots, s.hw_verdict,
+        (SELECT count(*) FROM archive_pings p WHERE p.node_id = s.node_id AND p.reward_epoch = s.reward_epoch
+                                              AND p.arrival_seq <= r.input_arrival_seq)""")}
+    latest_bench = dict(table_rows(db, "archive_events WHERE event_type = 'benchmark' GROUP BY node_id",
+                                   "node_id, max(occurred_at_us)"))
+    with_pings = {k for k, row in stored.items() if row[4] > 0}
+    assert len(with_pings) >= 100
+    assert with_pings <= set(last), "a closed (epoch, node) with pings has no live snapshot"
+    streaks = verdicts = 0
+    for k in sorted(with_pings):
+        up, ratio, streak, hw, counted = stored[k]
+        v = last[k]
+        assert v["pings"] == counted, (k, v, stored[k])
+        assert (v["up_slots"], v["uptime_ratio"]) == (up, ratio), (k, v, stored[k])
+        if compute_slot(v["last_ping_us"], RULESET_V1) == RULESET_V1.slots_per_epoch - 1:
+            assert v["streak_slots"] == streak, (k, v, stored[k])
+            streaks += 1
+        if k[1] in latest_bench and latest_bench[k[1]] < get_epoch_end_us(k[0], RULESET_V1):
+            assert v["hw_verdict"] == hw, (k, v, stored[k])
+            verdicts += 1
+    assert streaks >= len(with_pings) // 2 and verdicts >= 1, (streaks, verdicts)
+    # the Table is changelog-backed: its topic (created by the worker) holds every node's state
+    changelog = {orjson.loads(m.key) for m in read_topic(kafka_broker, "g-single-live-node-live-changelog")}
+    assert {k[1] for k in with_pings} <= changelog
+
+
 # ----------------------------------------------------------------------------------------
 # scenario 2: kill -9 mid-stream, three times, then finish
 # ----------------------------------------------------------------------------------------
@@ -395,3 +467,89 @@ def test_from_future_edge_check():
     msgs = [Message("epochal.pings", 0, i, v, now_us) for i, v in enumerate([ahead(299), ahead(301), batch, b"{oops"])]
     assert edge_check(msgs) == 2
     assert [m.reject_reason for m in msgs] == [None, "from_future", "from_future", None]
+
+
+def test_live_merge_is_idempotent_and_free_of_order():
+    """The live Table's merge (streams.live.merge_node_state, pure): re-delivered updates change
+    nothing, and in any order the slot bits, latest ping, carried streak, verdict and settled
+    epochs come out the same; the ping count is exact in publication order with any
+    re-deliveries, and a republication (`full`) of the archive's counts repairs a lost state."""
+    import itertools
+
+    from streams.live import NodeUpdate, compute_live_snapshot, merge_node_state
+
+    g = 1_767_225_600_000_000  # genesis; epoch e starts at g + e h, slot s at + s min
+    at = lambda e, s: g + e * 3_600_000_000 + s * 60_000_000 + 1  # noqa: E731
+    ups = [  # as the closer publishes them, in order: arrival ranges [lo, hi]
+        NodeUpdate(0, 9, False, -1, -1, ((5, 0b0111, 4, at(5, 2)),)),
+        NodeUpdate(10, 19, False, -1, -1, ((5, 0b1100, 3, at(5, 3)), (6, 0b1, 1, at(6, 0))),
+                   hw=(at(5, 1), "b1", 19, "verified")),
+        NodeUpdate(20, 29, False, 4, 5, ((5, 1 << 59, 2, at(5, 59)), (6, 0b10, 2, at(6, 1))),
+                   carried=(4, 300, True)),
+        NodeUpdate(30, 39, False, 5, 5, ((6, 0b100, 1, at(6, 2)),), carried=(5, 305, True),
+                   hw=(at(6, 1), "b2", 39, "mismatch")),
+    ]
+    ref = None
+    for u in ups:
+        ref = merge_node_state(ref, u)
+    assert ref["e"] == {"6": [0b111, 4, at(6, 2), 39]}  # epoch 5 settled and dropped
+    assert (ref["c"], ref["h"], ref["x"], ref["k"]) == ([5, 305, True], [at(6, 1), "b2", 39, "mismatch"], 5, 5)
+    # re-deliveries anywhere after the original (at least once, one partition): identical
+    for dup in itertools.product(range(len(ups)), repeat=2):
+        s = None
+        for i, u in enumerate(ups):
+            s = merge_node_state(s, u)
+            for j in dup:
+                if j <= i:
+                    s = merge_node_state(s, ups[j])
+        assert s == ref, dup
+    # any order, each update once or twice: the same joins (the count may differ: see below)
+    for order in itertools.permutations(ups + ups[:2]):
+        s = None
+        for u in order:
+            s = merge_node_state(s, u)
+        assert {k: v[0::2] for k, v in s["e"].items()} == {k: v[0::2] for k, v in ref["e"].items()}
+        assert (s["c"], s["h"], s["x"], s["k"]) == (ref["c"], ref["h"], ref["x"], ref["k"])
+    # the live snapshot of the open epoch, by the rules: 3 up slots; the streak carried from
+    # the end of epoch 5 (305, last slot up) runs on through slots 0..2
+    snap = compute_live_snapshot("n1", ref, 6)
+    assert (snap["up_slots"], snap["pings"], snap["streak_slots"], snap["hw_verdict"]) == (3, 4, 308, "mismatch")
+    # a state lost in a restart: increments alone undercount; the republication repairs it
+    lost = merge_node_state(None, ups[3])
+    assert lost["e"]["6"][1] == 1
+    repaired = merge_node_state(lost, NodeUpdate(0, 39, True, 5, 5, ((6, 0b111, 4, at(6, 2)),), carried=(5, 305, True)))
+    assert repaired["e"] == ref["e"]
+    assert merge_node_state(repaired, ups[3]) == repaired  # and a re-delivery after it changes nothing
+
+
+def test_live_cache_applies_encoded_updates_and_keeps_the_last_snapshot_of_a_dropped_epoch():
+    """The closer's encoding and the agent's decoding round trip; a re-delivered message changes
+    nothing; an epoch dropped before the snapshots were flushed still gets its last snapshot."""
+    import polars as pl
+
+    from streams.live import LiveCache, encode_updates
+
+    g, hour, minute = 1_767_225_600_000_000, 3_600_000_000, 60_000_000
+    slots = lambda rows: pl.DataFrame(rows, orient="row", schema={  # noqa: E731
+        "node_id": pl.String, "reward_epoch": pl.Int64, "bits": pl.Int64, "pings": pl.Int64,
+        "last_ping_us": pl.Int64, "c_streak": pl.Int64, "c_up": pl.Boolean})
+    first = encode_updates(0, 9, False, None, None, slots([
+        ("a", 0, 0b11, 2, g + minute + 5, 0, False), ("a", 1, 0b1, 1, g + hour + 5, 0, False),
+        ("b", 0, 0b1, 1, g + 5, 0, False)]), [("b", g, "bench-1", "verified")], lambda node: 0)
+    second = encode_updates(10, 19, False, 0, 0, slots([("a", 1, 0b10, 1, g + hour + minute + 5, 2, True)]), [],
+                            lambda node: 0)
+    cache = LiveCache({})
+    for _part, value in first + first:
+        cache.apply(value)
+    assert cache.table["a"]["e"] == {"0": [0b11, 2, g + minute + 5, 9], "1": [0b1, 1, g + hour + 5, 9]}
+    for _part, value in second:  # epoch 0 closed before this publication: settled, dropped
+        cache.apply(value)
+    assert set(cache.table["a"]["e"]) == {"1"}
+    snaps = {(r["node_id"], r["reward_epoch"]): r for r in cache.take_snapshots().to_dicts()}
+    assert set(snaps) == {("a", 0), ("a", 1), ("b", 0)}
+    # epoch 0 has closed: its streak runs all 60 slots (up in 0-1, then down: reset), as the close's
+    assert (snaps[("a", 0)]["up_slots"], snaps[("a", 0)]["pings"], snaps[("a", 0)]["streak_slots"]) == (2, 2, 0)
+    # epoch 1 is open: carried (2, up) from the end of epoch 0, then its slots 0-1 so far
+    assert (snaps[("a", 1)]["up_slots"], snaps[("a", 1)]["pings"], snaps[("a", 1)]["streak_slots"]) == (2, 2, 4)
+    assert snaps[("b", 0)]["hw_verdict"] == "verified" and snaps[("a", 1)]["hw_verdict"] is None
+    assert cache.take_snapshots().height == 0  # flushed: nothing pending
