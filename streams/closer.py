@@ -25,6 +25,7 @@ Outputs are published after the store commit (at least once; keyed for idempoten
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import logging
 import re
@@ -112,6 +113,13 @@ class Closer:
         self._written: dict[str, list[Message]] = {}
         self.totals = StepReport()
         self.bootstrap_started = now
+        # Publishing (serialising thousands of score rows, record batches) runs on one thread of
+        # its own, in order, while the next step archives: the outputs trail the store by at most
+        # one step (they are published after the commit anyway, at least once).
+        self._out_exec = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="epochal-outputs")
+                          if outputs is not None else None)
+        self._out_jobs: list[concurrent.futures.Future] = []
+        self._out_prev: list[concurrent.futures.Future] = []  # the previous step's jobs
 
     @classmethod
     def open(cls, db, seg_dir: Path, **kw) -> "Closer":
@@ -120,9 +128,35 @@ class Closer:
 
     def close(self) -> None:
         try:
-            self.con.execute("CHECKPOINT")
+            self.drain_outputs()
+            if self._out_exec is not None:
+                self._out_exec.shutdown(wait=True)
         finally:
-            self.con.close()
+            try:
+                self.con.execute("CHECKPOINT")
+            finally:
+                self.con.close()
+
+    # -- the outputs thread ------------------------------------------------------------------
+    def _out(self, fn, *args) -> None:
+        self._out_jobs.append(self._out_exec.submit(fn, *args))
+
+    def _end_step_outputs(self) -> None:
+        """This step's batches handed over (the previous step's acknowledged, on the outputs
+        thread); wait only for the previous step's outputs work, so one step's overlaps the next
+        step's archive. An error there ends the step as it would have without the thread."""
+        self._out(self.outputs.flush, None, False)
+        prev, self._out_prev, self._out_jobs = self._out_prev, self._out_jobs, []
+        for job in prev:
+            job.result()
+
+    def drain_outputs(self) -> None:
+        """Wait for every output handed to the outputs thread (shutdown, tests)."""
+        if self._out_exec is None:
+            return
+        jobs, self._out_prev, self._out_jobs = self._out_prev + self._out_jobs, [], []
+        for job in jobs:
+            job.result()
 
     # -- offsets archived --------------------------------------------------------------------
     def _load_through(self) -> dict[tuple[str, int], int]:
@@ -200,7 +234,7 @@ class Closer:
                 self._publish_closed(results)
                 self._publish_slashes()
         if self.outputs is not None:
-            self.outputs.flush(wait=False)  # this step's batches in flight; the previous step's acknowledged
+            self._end_step_outputs()
         rep.seconds = time.perf_counter() - t0
         self._add_totals(rep)
         return rep
@@ -253,11 +287,14 @@ class Closer:
         self._save_partitions(ranges, maxima)
         rep.inputs, rep.accepted, rep.duplicates = counts.inputs, counts.accepted, counts.duplicates
         rep.rejected, rep.pings, rep.by_reason = counts.rejected, counts.pings, dict(counts.by_reason)
-        if self.outputs is not None:
-            for seq, reason, detail, event_id, event_type in rejected:
-                m = ordered[seq] if 0 <= seq < len(ordered) else None
-                self.outputs.rejected(m, reason, detail, event_id, event_type)
+        if self.outputs is not None and rejected:
+            self._out(self._send_rejected, rejected, ordered)
         return {int(p): int(v) for p, v in maxima.items() if v is not None}
+
+    def _send_rejected(self, rejected, ordered) -> None:
+        for seq, reason, detail, event_id, event_type in rejected:
+            m = ordered[seq] if 0 <= seq < len(ordered) else None
+            self.outputs.rejected(m, reason, detail, event_id, event_type)
 
     def _save_partitions(self, ranges, maxima) -> None:
         con = self.con
@@ -283,8 +320,10 @@ class Closer:
         """One `epochal.scores` message per node of each closed epoch, the node's score row plus
         what it was paid. Built columnar: the JSON lines come from polars in one call (the same
         JSON as a dict per row through orjson), keyed by node."""
-        if self.outputs is None:
-            return
+        if self.outputs is not None:
+            self._out(self._send_closed, results)
+
+    def _send_closed(self, results) -> None:
         for r in results:
             cols = [c for c in SCORE_COLUMNS if c in r.scores.columns]
             # a node paid from several pools keeps the last row's amount (as a dict would)
@@ -316,9 +355,9 @@ class Closer:
             WHERE p.decision_id IS NULL OR p.status <> d.status ORDER BY d.decided_at, d.decision_id
         """).fetchall()
         for did, node, rule, amount, decided_at, status, evidence in rows:
-            self.outputs.slash(node, {"decision_id": did, "node_id": node, "rule": rule,
-                                      "amount_base_units": amount, "decided_at": decided_at.isoformat(),
-                                      "status": status, "evidence": list(evidence or [])})
+            self._out(self.outputs.slash, node, {"decision_id": did, "node_id": node, "rule": rule,
+                                                 "amount_base_units": amount, "decided_at": decided_at.isoformat(),
+                                                 "status": status, "evidence": list(evidence or [])})
         if rows:
             published = pl.DataFrame({"decision_id": [r[0] for r in rows], "status": [r[5] for r in rows]},
                                      schema={"decision_id": pl.String, "status": pl.String})
@@ -357,8 +396,8 @@ class Closer:
         except Exception as exc:  # noqa: BLE001 - a cache's feed: never stop archiving for it (retried)
             log.warning("node-slots updates not published (retried later): %r", exc)
             return 0
-        for part, value in msgs:
-            self.outputs.send_to("node-slots", part, value)
+        if msgs:
+            self._out(self._send_node_slots, msgs)
         self.live_rows += slots.height
         self.live_busy_s += time.perf_counter() - t0
         log.debug("node-slots: %d (node, epoch) rows in %d messages in %.3f s", slots.height, len(msgs),
@@ -366,6 +405,10 @@ class Closer:
         self._live_since_seq, self._live_full, self._live_drop = hi + 1, False, self.last_closed
         self.live_published_through = hi
         return slots.height
+
+    def _send_node_slots(self, msgs) -> None:
+        for part, value in msgs:
+            self.outputs.send_to("node-slots", part, value)
 
     def _add_totals(self, rep: StepReport) -> None:
         t = self.totals
