@@ -185,3 +185,14 @@ def run_broker_foreground(port: int, partitions: int = DEFAULT_PARTITIONS, host:
 
 def env_bootstrap(default: str = f"127.0.0.1:{DEFAULT_PORT}") -> str:
     return os.environ.get("EPOCHAL_KAFKA", default)
+
+
+def faust_app_settings(bootstrap: str, session_timeout_s: float) -> dict:
+    """The faust settings every epochal app shares: memory tables (a cache, see streams.live),
+    no web server, short sessions (a restart must not wait for the old session on Tansu),
+    commits every second, topics created by epochal itself, acks from all replicas."""
+    return dict(broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
+                broker_session_timeout=session_timeout_s, broker_heartbeat_interval=1.0,
+                broker_commit_interval=1.0, consumer_auto_offset_reset="earliest",
+                topic_disable_leader=True, topic_allow_declare=False, producer_acks=-1,
+                stream_wait_empty=False)

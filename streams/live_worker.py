@@ -28,7 +28,7 @@ from pathlib import Path
 
 from scoring.ruleset import RULESET_V1
 from streams import live
-from streams.broker import DEFAULT_PARTITIONS, ensure_topics, node_slots_topic, topic_partitions
+from streams.broker import DEFAULT_PARTITIONS, ensure_topics, faust_app_settings, node_slots_topic, topic_partitions
 
 log = logging.getLogger("epochal.streams")
 
@@ -103,20 +103,7 @@ def build_live_app(cfg: LiveConfig, cache_holder: dict):
 
     from streams.outputs import OutputSink
 
-    app = faust.App(
-        cfg.app_id,
-        broker=f"kafka://{cfg.bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        broker_session_timeout=cfg.session_timeout_s,
-        broker_heartbeat_interval=1.0,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        producer_acks=-1,
-        stream_wait_empty=False,
-    )
+    app = faust.App(cfg.app_id, **faust_app_settings(cfg.bootstrap, cfg.session_timeout_s))
     table = app.Table(live.TABLE_NAME, partitions=cfg.partitions, help="per-node live state (a cache: streams.live)")
     sink = OutputSink(cfg.bootstrap)
     cache = cache_holder["cache"] = live.LiveCache(table, sink, RULESET_V1)

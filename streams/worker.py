@@ -53,7 +53,7 @@ from pathlib import Path
 
 from epochal import store
 from scoring.ruleset import RULESET_V1
-from streams.broker import INPUT_TOPICS, node_slots_topic
+from streams.broker import INPUT_TOPICS, faust_app_settings, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
 from streams.segments import Message, edge_check, now_us, write_segment
 
@@ -298,21 +298,8 @@ def build_app(cfg: WorkerConfig, pipeline: Pipeline):
     """The faust app: the ingest agent and the tick (no Table: see the module's docstring)."""
     import faust
 
-    app = faust.App(
-        cfg.group,
-        broker=f"kafka://{cfg.bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        broker_session_timeout=cfg.session_timeout_s,
-        broker_heartbeat_interval=1.0,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        producer_acks=-1,
-        stream_wait_empty=False,
-        consumer_max_fetch_size=cfg.fetch_bytes_per_partition,
-    )
+    app = faust.App(cfg.group, **faust_app_settings(cfg.bootstrap, cfg.session_timeout_s),
+                    consumer_max_fetch_size=cfg.fetch_bytes_per_partition)
     topic = app.topic(*INPUT_TOPICS, value_serializer="raw", key_serializer="raw")
 
     @app.agent(topic, concurrency=1, name="epochal-ingest")
