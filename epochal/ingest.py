@@ -372,14 +372,23 @@ class Ingestor:
             if self.progress:
                 self.progress(len(arr))
 
-    def stage_lines(self, lines: list[bytes], source: str) -> None:
-        """Stage raw lines held in memory (e.g. a micro-batch of Kafka message values)."""
+    def stage_lines(self, lines: list[bytes], source: str, received_us: list[int] | None = None) -> None:
+        """Stage raw lines held in memory (e.g. a micro-batch of Kafka message values).
+
+        `received_us` (the live stream: each message's arrival wall clock, µs) turns on the
+        live edge's check: an event accepted here whose time, or any of whose inner pings'
+        times, lies more than `max_future_skew_s` after its arrival is rejected as
+        `from_future` instead (`_reject_from_future`). A line the parser rejects keeps the
+        parser's reason."""
         self._file_first_seq = self.seq
         if lines:
+            received = None if received_us is None else np.asarray(received_us, dtype=np.int64)
             self._stage_block(pa.array(lines, type=pa.large_binary()),
-                              np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines)), source)
+                              np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines)), source,
+                              received)
 
-    def _stage_block(self, arr: pa.Array, lengths: np.ndarray, source: str) -> None:
+    def _stage_block(self, arr: pa.Array, lengths: np.ndarray, source: str,
+                     received: np.ndarray | None = None) -> None:
         # Arrow all the way to DuckDB (no copy of the lines): a blank line is one whose
         # bytes are all whitespace; only short lines can be, so only those are looked at.
         n_all = len(arr)
@@ -395,6 +404,7 @@ class Ingestor:
         self.counts.blank_lines += n_blank
         if n_blank:
             arr, lengths, seqs = arr.filter(pa.array(keep)), lengths[keep], seqs[keep]
+            received = received[keep] if received is not None else None
         self.counts.inputs += len(arr)
         # in record batches of about ARROW_BATCH_BYTES: DuckDB scans an Arrow table's batches in
         # parallel, and one large batch would be one task
@@ -443,8 +453,52 @@ class Ingestor:
         for seq, raw in zip(seqs[slow_idx].tolist(), slow_raw):
             self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
+        if received is not None:
+            self._reject_from_future(seqs, received, arr, source)
         if self._staged_pings >= FLUSH_PING_ROWS:
             self._flush_pings()
+
+    def _reject_from_future(self, seqs: np.ndarray, received: np.ndarray, arr: pa.Array, source: str) -> None:
+        """The live edge's check, columnar over what this block staged: per line, the latest
+        event time staged (its own, a batch's envelope and inner pings) against its arrival.
+        Those too far ahead are taken out of the staging tables and rejected as from_future."""
+        if len(seqs) == 0:
+            return
+        con, skew_us = self.con, self.cfg.max_future_skew_s * 1_000_000
+        block_received = pa.table({"seq": seqs, "received_us": received})  # noqa: F841 (DuckDB reads it)
+        con.register("block_received", block_received)
+        try:
+            rows = con.execute(f"""
+                WITH t AS (
+                    SELECT seq, occurred_at_us, event_id, 'ping' AS event_type FROM stage_pings
+                    WHERE seq BETWEEN {int(seqs[0])} AND {int(seqs[-1])}
+                    UNION ALL
+                    SELECT seq, occurred_at_us, event_id, event_type FROM stage_events
+                    WHERE seq BETWEEN {int(seqs[0])} AND {int(seqs[-1])}
+                )
+                SELECT t.seq, max(t.occurred_at_us) - any_value(r.received_us) AS ahead_us,
+                       -- a batch's own id and type (its inner pings are ids of the form <id>:<i>)
+                       arg_min(t.event_id, length(t.event_id)), arg_min(t.event_type, length(t.event_id))
+                FROM t JOIN block_received r USING (seq)
+                GROUP BY t.seq HAVING max(t.occurred_at_us) > any_value(r.received_us) + {skew_us}
+                ORDER BY t.seq
+            """).fetchall()
+        finally:
+            con.unregister("block_received")
+        if not rows:
+            return
+        future = ",".join(str(r[0]) for r in rows)
+        self._staged_pings -= con.execute(f"SELECT count(*) FROM stage_pings WHERE seq IN ({future})").fetchall()[0][0]
+        con.execute(f"DELETE FROM stage_pings WHERE seq IN ({future})")
+        con.execute(f"DELETE FROM stage_events WHERE seq IN ({future})")
+        pos = {int(s): i for i, s in enumerate(seqs.tolist())}
+        for seq, ahead_us, event_id, event_type in rows:
+            raw, raw_bytes = _raw_text(arr[pos[seq]].as_py().rstrip(b"\n").rstrip(b"\r"))
+            detail = (f"occurred_at is {ahead_us / 1e6:.0f} s after the message arrived"
+                      f" (more than {self.cfg.max_future_skew_s} s)")
+            self._rejects.append((seq, RejectReason.from_future.value, detail, raw, raw_bytes, event_id,
+                                  event_type, TOPIC_OF_EVENT_TYPE.get(event_type), f"{source}:{seq - self._file_first_seq + 1}"))
+        self._flush_slow()
 
     def _stage_slow_line(self, seq: int, line: bytes, source: str) -> None:
         result = parse_line(line, self.cfg)

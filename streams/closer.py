@@ -6,7 +6,8 @@ It adds nothing to the rules. Each step:
    rebalance), so nothing is counted twice;
 2. stages the rest with the engine's own `Ingestor.stage_lines` (the fast path and the
    reference parser; duplicates by `event_id`, conflicts, registrations: the batch rules), adds
-   the edge's `from_future` rejections, and commits. The Kafka offsets archived are written
+   the `from_future` rejections (each message's time against its arrival, judged columnar
+   inside the ingest; segments of older workers may carry the verdict already), and commits. The Kafka offsets archived are written
    in the same transaction, as the run's `sources` (`kafka@<topic>#<partition>=<first>-<last>`);
 3. feeds each `epochal.pings` partition's highest accepted ping time to the per-partition
    watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
@@ -252,7 +253,8 @@ class Closer:
             r = ranges.setdefault((m.topic, m.partition), [m.offset, m.offset])
             r[0], r[1] = min(r[0], m.offset), max(r[1], m.offset)
         ing.sources = [f"kafka@{t}#{p}={lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items())]
-        ing.stage_lines([m.value or b"" for m in valid], "kafka")
+        # the live edge's from_future check runs inside the ingest, columnar (`received_us`)
+        ing.stage_lines([m.value or b"" for m in valid], "kafka", received_us=[m.received_us for m in valid])
         for m in edge:
             _stage_edge_rejection(ing, m)
         seqmap = pl.DataFrame({  # noqa: F841 (read by DuckDB by name)

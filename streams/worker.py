@@ -2,10 +2,11 @@
 
 One agent (concurrency 1) consumes the four input topics in micro-batches
 (`stream.take_events`). For each micro-batch it
-1. judges the live edge (`from_future`, needs the arrival wall clock),
-2. writes the batch as one segment file (durable, whole or absent; `streams.segments`),
-3. if this process owns the store (the closer), archives and closes right away
-   (`streams.closer.Closer.step`: the engine's own ingest and close).
+1. writes the batch as one segment file (durable, whole or absent; `streams.segments`) with
+   each message's arrival wall clock (the live edge's `from_future` check needs it),
+2. if this process owns the store (the closer), archives and closes right away
+   (`streams.closer.Closer.step`: the engine's own ingest, which also judges `from_future`,
+   columnar, and the close).
 The batch is handled on one pipeline thread (`Pipeline.run`) while the agent waits for it, so
 the event loop keeps fetching the next messages meanwhile; faust acknowledges the events only
 when the agent lets go of the batch, after all of that (a cancelled agent still waits for the
@@ -55,7 +56,7 @@ from epochal import store
 from scoring.ruleset import RULESET_V1
 from streams.broker import INPUT_TOPICS, faust_app_settings, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
-from streams.segments import Message, edge_check, now_us, write_segment
+from streams.segments import Message, now_us, write_segment
 
 log = logging.getLogger("epochal.streams")
 
@@ -119,7 +120,6 @@ class Pipeline:
         self.started = time.time()
         self.consumed = 0
         self.consumed_by_topic: dict[str, int] = {t: 0 for t in INPUT_TOPICS}
-        self.edge_rejected = 0
         self.segments = 0
         self.last_offset: dict[tuple[str, int], int] = {}
         self.lag: dict[str, int | None] = {}
@@ -205,7 +205,6 @@ class Pipeline:
             msgs.append(Message(m.topic, m.partition, m.offset, m.value or b"", received))
             self.last_offset[(m.topic, m.partition)] = m.offset
             self.consumed_by_topic[m.topic] = self.consumed_by_topic.get(m.topic, 0) + 1
-        self.edge_rejected += edge_check(msgs, RULESET_V1)
         path = write_segment(self.cfg.seg_dir, self.cfg.worker_id, msgs)
         self.segments += 1
         self.consumed += len(msgs)
@@ -244,7 +243,8 @@ class Pipeline:
               "bootstrap": self.cfg.bootstrap, "db": str(self.cfg.db), "updated_at": now,
               "uptime_s": round(now - self.started, 1), "closer": self.closer is not None,
               "consumed": self.consumed, "consumed_by_topic": self.consumed_by_topic,
-              "edge_rejected_from_future": self.edge_rejected, "segments_written": self.segments,
+              "edge_rejected_from_future": (self.closer.totals.by_reason.get("from_future", 0)
+                                            if self.closer is not None else 0), "segments_written": self.segments,
               "first_batch_at": self.first_batch_at, "last_batch_done_at": self.last_batch_done_at,
               "lag": self.lag, "lag_total": sum(v for v in self.lag.values() if v is not None),
               **self.rates}

@@ -553,3 +553,50 @@ def test_live_cache_applies_encoded_updates_and_keeps_the_last_snapshot_of_a_dro
     assert (snaps[("a", 1)]["up_slots"], snaps[("a", 1)]["pings"], snaps[("a", 1)]["streak_slots"]) == (2, 2, 4)
     assert snaps[("b", 0)]["hw_verdict"] == "verified" and snaps[("a", 1)]["hw_verdict"] is None
     assert cache.take_snapshots().height == 0  # flushed: nothing pending
+
+
+def test_from_future_judged_in_the_ingest_as_the_edge_reference_judges_it(tmp_path):
+    """The closer's columnar from_future check (inside the ingest) rejects exactly the valid
+    messages the scalar reference `edge_check` flags, with the same reason, and accepts the rest."""
+    from epochal.ingest import Ingestor
+    from epochal.store import connect
+    from streams.segments import Message, edge_check
+
+    now_us = int(time.time() * 1e6)
+    now_ms = now_us // 1000
+
+    def ping(i, at):
+        return orjson.dumps({"event_id": f"p{i}", "event_type": "ping", "schema_version": 1, "node_id": "n1",
+                             "occurred_at": at, "checker_id": "c1", "reachable": True, "rtt_ms": 3.0})
+
+    def batch(i, env_at, *inner):
+        return orjson.dumps({"event_id": f"b{i}", "event_type": "ping.batch", "schema_version": 1, "node_id": "c1",
+                             "occurred_at": env_at, "checker_id": "c1",
+                             "pings": [{"node_id": "n1", "occurred_at": t, "reachable": True, "rtt_ms": 1.5}
+                                       for t in inner]})
+
+    values = [
+        ping(0, now_ms + 299_000), ping(1, now_ms + 301_000), ping(2, 1767225600000),
+        batch(3, now_ms, now_ms - 1000, now_ms + 301_000),  # one inner ping ahead
+        batch(4, now_ms + 301_000, now_ms),  # the envelope ahead
+        batch(5, now_ms, now_ms + 1000, now_ms + 2000),
+        orjson.dumps({"event_id": "b6", "event_type": "ping.batch", "schema_version": 1, "node_id": "c1",
+                      "occurred_at": now_ms, "checker_id": "c1",
+                      "pings": [{"node_id": "n1", "occurred_at": now_ms + 400_000, "reachable": True}]},
+                     option=orjson.OPT_INDENT_2),  # the reference parser's path
+    ]
+    msgs = [Message("epochal.pings", 0, i, v, now_us) for i, v in enumerate(values)]
+    edge_check(msgs)
+    want = {i for i, m in enumerate(msgs) if m.reject_reason == "from_future"}
+    assert want == {1, 3, 4, 6}
+    con = connect(tmp_path / "s.duckdb")
+    ing = Ingestor(con)
+    ing.stage_lines(values, "kafka", received_us=[now_us] * len(values))
+    counts = ing.commit()
+    got = {seq: (reason, event_id) for seq, reason, event_id in con.execute(
+        "SELECT arrival_seq, reason, event_id FROM rejected_events").fetchall()}
+    assert {seq for seq, (reason, _) in got.items() if reason == "from_future"} == want
+    assert got[3][1] == "b3" and got[6][1] == "b6"
+    assert counts.adds_up() and counts.accepted == len(values) - len(want)
+    archived = {r[0] for r in con.execute("SELECT DISTINCT arrival_seq FROM archive_pings").fetchall()}
+    assert archived == set(range(len(values))) - want
