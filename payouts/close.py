@@ -426,12 +426,9 @@ def compute_ledger_parts(enterprise_pool, community_pool, node_ids, pools, amoun
                       pl.DataFrame(unalloc, orient="row", schema=LEDGER_PARTS_SCHEMA)])
 
 
-def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcome,
-                               cfg: RulesetConfig = RULESET_V1) -> pl.DataFrame:
-    """`compute_stake_ledger_entries` (the reference) over columns: `stake` holds per node the
-    declared deposit at end(e) and the balance before this close; the decisions are few and stay
-    in Python. Same entries, same order (deposits / withdrawals by node_id, then slashes by
-    decision_id)."""
+def _slash_totals(outcome: SlashOutcome) -> tuple[dict[str, int], list, dict[str, int]]:
+    """Per node, the amount of every final decision so far; the decisions finalised at this
+    close (by decision_id); per node, the amount those move now."""
     final_total: dict[str, int] = {}
     for d in outcome.decisions:
         if d.status == STATUS_FINAL:
@@ -440,6 +437,16 @@ def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcom
     slashed_now: dict[str, int] = {}
     for d in finalized:
         slashed_now[d.node_id] = slashed_now.get(d.node_id, 0) + d.amount_base_units
+    return final_total, finalized, slashed_now
+
+
+def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcome,
+                               cfg: RulesetConfig = RULESET_V1) -> pl.DataFrame:
+    """`compute_stake_ledger_entries` (the reference) over columns: `stake` holds per node the
+    declared deposit at end(e) and the balance before this close; the decisions are few and stay
+    in Python. Same entries, same order (deposits / withdrawals by node_id, then slashes by
+    decision_id)."""
+    final_total, finalized, slashed_now = _slash_totals(outcome)
     keys = sorted(set(final_total) | set(slashed_now))
     adj = pl.DataFrame({"node_id": keys, "final_total": [final_total.get(k, 0) for k in keys],
                         "slashed_now": [slashed_now.get(k, 0) for k in keys]},
@@ -499,14 +506,7 @@ def compute_stake_ledger_entries(e: int, slashing: SlashInputs, outcome: SlashOu
     The deposit entry is sized so that the account holds target + the slashes of this close
     before they leave it: no stake account is ever below 0, between or after the entries."""
     end_us = get_epoch_end_us(e, cfg)
-    final_total: dict[str, int] = {}
-    for d in outcome.decisions:
-        if d.status == STATUS_FINAL:
-            final_total[d.node_id] = final_total.get(d.node_id, 0) + d.amount_base_units
-    finalized = sorted(outcome.finalized, key=lambda d: d.decision_id)
-    slashed_now: dict[str, int] = {}
-    for d in finalized:
-        slashed_now[d.node_id] = slashed_now.get(d.node_id, 0) + d.amount_base_units
+    final_total, finalized, slashed_now = _slash_totals(outcome)
     entries = []
 
     def entry(kind: str, subject: str, debit: str, credit: str, amount: int) -> None:
