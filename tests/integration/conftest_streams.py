@@ -47,7 +47,7 @@ class WorkerProc:
     def __init__(self, bootstrap: str, db: Path, group: str, worker_id: str, log_dir: Path,
                  segments: Path | None = None, batch: int = 4000, crash: str | None = None,
                  live_every_s: float | None = None) -> None:
-        self.db, self.worker_id = db, worker_id
+        self.db, self.worker_id, self.crash = db, worker_id, crash
         self.segments = segments or Path(str(db) + ".segments")
         self.log_path = log_dir / f"{worker_id}.log"
         env = dict(os.environ)

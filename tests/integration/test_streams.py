@@ -363,33 +363,28 @@ def test_live_snapshots_agree_with_the_archive(single_run, kafka_broker):
 # scenario 2: kill -9 mid-stream, three times, then finish
 # ----------------------------------------------------------------------------------------
 
+def _killed_at(w, timeout_s: float) -> None:
+    """The worker ends by its own crash hook's SIGKILL at the point it was given."""
+    try:
+        assert w.wait_exit(timeout_s) is not None, w.tail()
+        assert w.proc.returncode == -9, w.tail()
+        assert f"SIGKILL at {w.crash.split(':')[0]}" in w.tail(200), w.tail()
+    finally:
+        w.kill9()
+
+
 def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_factory):
     d = tmp_path_factory.mktemp("crash")
     db = d / "live.duckdb"
     # 1) killed right after writing its 2nd segment, before those offsets were committed
-    w1 = WorkerProc(kafka_broker, db, "g-crash", "crash-1", d, batch=500, crash="after_segment:2")
-    try:
-        assert w1.wait_exit(90) is not None, w1.tail()
-        assert w1.proc.returncode == -9, w1.tail()
-    finally:
-        w1.kill9()
+    _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-1", d, batch=500, crash="after_segment:2"), 90)
     # 2) restarted; killed between two epoch closes of one step
-    w2 = WorkerProc(kafka_broker, db, "g-crash", "crash-2", d, batch=500, crash="between_closes:2")
-    try:
-        assert w2.wait_exit(120) is not None, w2.tail()
-        assert w2.proc.returncode == -9, w2.tail()
-    finally:
-        w2.kill9()
+    _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-2", d, batch=500, crash="between_closes:2"), 120)
     closed_before = table_rows(db, "reward_epochs", "reward_epoch")
     # 3) restarted; killed inside its first epoch close's transaction: every row of the epoch
     #    written and checked, COMMIT not reached
-    w3 = WorkerProc(kafka_broker, db, "g-crash", "crash-3", d, batch=500, crash="before_epoch_commit:1")
-    try:
-        assert w3.wait_exit(120) is not None, w3.tail()
-        assert w3.proc.returncode == -9, w3.tail()
-        assert "SIGKILL at before_epoch_commit" in w3.tail(200), w3.tail()
-    finally:
-        w3.kill9()
+    _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-3", d, batch=500, crash="before_epoch_commit:1"),
+               120)
     # ... which left no trace of that epoch: the store has the epochs it had before
     assert table_rows(db, "reward_epochs", "reward_epoch") == closed_before
     assert table_rows(db, "node_epoch_scores", "count(*) FILTER (reward_epoch > (SELECT coalesce(max(reward_epoch), -1)"
