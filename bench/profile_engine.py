@@ -162,10 +162,10 @@ def report(total: float, phases: dict[str, float], prof: cProfile.Profile | None
 
 def _closer(path: Path, batch: int, store, prof) -> float:
     """The worker's pipeline without Kafka: each line is one message of `epochal.pings`
-    partition 0, in micro-batches of `batch`, each written as a segment and stepped through
-    the closer (archive + watermark + closes), as `streams.worker.Pipeline.handle` does."""
+    partition 0, in micro-batches of `batch`, each stepped through the closer (archive +
+    watermark + closes), as `streams.worker.Pipeline.handle` does on the closer's worker."""
     import streams.closer as closer_mod
-    from streams.segments import Message, now_us, write_segment
+    from streams.segments import Message, now_us
 
     closer_mod.store = store
     lines = path.read_bytes().splitlines()
@@ -177,24 +177,15 @@ def _closer(path: Path, batch: int, store, prof) -> float:
             prof.enable()
         for i in range(0, len(lines), batch):
             msgs = [Message(closer_mod.PINGS_TOPIC, 0, i + k, v, now_us()) for k, v in enumerate(lines[i:i + batch])]
-            _current.append("closer: segment")
-            t1 = time.perf_counter()
-            seg = write_segment(c.seg_dir, "prof", msgs)
-            _current.pop()
-            SEGMENT_S[0] += time.perf_counter() - t1
-            c.written(seg, msgs)
-            rep = c.step()
+            rep = c.step(batch=msgs)
             print(f"  step: {len(msgs)} messages, {rep.pings:,} pings, closed {rep.closed} in {rep.seconds:.3f} s")
         if prof:
             prof.disable()
         total = time.perf_counter() - t0
         print(f"closer: {c.totals.pings:,} pings archived, epochs closed {c.totals.closed}, "
-              f"{c.totals.pings / total:,.0f} pings/s; segments written in {SEGMENT_S[0]:.2f} s")
+              f"{c.totals.pings / total:,.0f} pings/s")
         c.close()
     return total
-
-
-SEGMENT_S = [0.0]
 
 
 def main() -> None:

@@ -1,14 +1,15 @@
 """The closer: the one process that owns the store, archives segments and closes epochs.
 
 It adds nothing to the rules. Each step:
-1. reads the segments written so far (in write order) and drops every message whose
+1. reads the segments other workers wrote so far (in write order), then its own worker's
+   micro-batch (given in memory: see `step`), and drops every message whose
    (topic, partition, offset) it has archived already (a re-delivery after a crash or a
    rebalance), so nothing is counted twice;
 2. stages the rest with the engine's own `Ingestor.stage_lines` (the fast path and the
    reference parser; duplicates by `event_id`, conflicts, registrations: the batch rules), adds
    the `from_future` rejections (each message's time against its arrival, judged columnar
-   inside the ingest; segments of older workers may carry the verdict already), and commits. The Kafka offsets archived are written
-   in the same transaction, as the run's `sources` (`kafka@<topic>#<partition>=<first>-<last>`);
+   inside the ingest; segments of older workers may carry the verdict already), and commits.
+   The Kafka offsets archived are written in the same transaction, as the run's `sources` (`kafka@<topic>#<partition>=<first>-<last>`);
 3. feeds each `epochal.pings` partition's highest accepted ping time to the per-partition
    watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
    very close the batch replay runs;
@@ -111,7 +112,6 @@ class Closer:
         self.live_published_through = -1
         self.live_rows = 0
         self.live_busy_s = 0.0
-        self._written: dict[str, list[Message]] = {}
         self.totals = StepReport()
         self.bootstrap_started = now
         # Publishing (serialising thousands of score rows, record batches) runs on one thread of
@@ -175,25 +175,25 @@ class Closer:
                 through[key] = max(through.get(key, -1), int(m["last"]))
         return through
 
-    def written(self, path: Path, msgs: list[Message]) -> None:
-        """This process has just written `msgs` as the segment `path`: the next step takes them
-        from memory instead of reading the file back (the file is still what survives a crash)."""
-        self._written[path.name] = msgs
-
     def set_ping_partitions(self, partitions, now_s: float) -> None:
         self.wm.set_partitions(partitions, now_s)
 
     # -- one step ----------------------------------------------------------------------------
-    def step(self, now_s: float | None = None, max_messages: int = 100_000) -> StepReport:
+    def step(self, now_s: float | None = None, max_messages: int = 100_000,
+             batch: list[Message] | None = None) -> StepReport:
+        """Archive the segments waiting in the folder (oldest first, about `max_messages` at a
+        time) and then `batch`, this process's own micro-batch, in full: the closer's worker
+        writes no segment of its own, because its batch is archived (committed) before faust
+        may commit the batch's offsets, so a crash before that re-reads it from Kafka."""
         t0 = time.perf_counter()
         rep = StepReport()
         segs, msgs = [], []
         for s in list_segments(self.seg_dir):
-            mine = self._written.pop(s.name, None)
-            msgs.extend(mine if mine is not None else read_segment(s))
-            segs.append(s)
             if len(msgs) >= max_messages:
                 break
+            msgs.extend(read_segment(s))
+            segs.append(s)
+        msgs.extend(batch or ())
         rep.messages = len(msgs)
         new: list[Message] = []
         seen = dict(self.through)
@@ -475,7 +475,7 @@ def warm_up(cfg: RulesetConfig = RULESET_V1) -> float:
     the consumer group is still forming. Returns the seconds it took."""
     import tempfile
 
-    from streams.segments import now_us, write_segment
+    from streams.segments import now_us
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="epochal-warm-up-") as tmp:
@@ -491,8 +491,7 @@ def warm_up(cfg: RulesetConfig = RULESET_V1) -> float:
                 ev = {"event_id": f"warm-{i}", "event_type": "ping.batch", "schema_version": 1,
                       "node_id": "warm-checker", "occurred_at": at, "checker_id": "warm-checker", "pings": pings}
                 msgs.append(Message(PINGS_TOPIC, 0, i, orjson.dumps(ev), received))
-            closer.written(write_segment(closer.seg_dir, "warm-up", msgs), msgs)
-            closer.step()
+            closer.step(batch=msgs)
         finally:
             closer.close()
     return time.perf_counter() - t0

@@ -11,7 +11,8 @@ start-ups (a group join on this broker takes several seconds):
 - live state: the snapshots the live Table's agent publishes on epochal.scores agree with the
   store (the last one of a closed epoch has the stored up slots, streak and verdict), and the
   Table's changelog topic holds every node; the pure merge is idempotent and order-free;
-- crash safety: SIGKILL after a segment was written but before its offsets were committed,
+- crash safety: SIGKILL after a micro-batch was taken but before it was archived or its offsets
+  were committed,
   then between two epoch closes, then inside an epoch close's transaction (rows written, not
   committed); the restarted worker ends identical to the clean run;
 - two workers in one group (shared segment folder, one closer): identical to one worker.
@@ -376,8 +377,8 @@ def _killed_at(w, timeout_s: float) -> None:
 def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_factory):
     d = tmp_path_factory.mktemp("crash")
     db = d / "live.duckdb"
-    # 1) killed right after writing its 2nd segment, before those offsets were committed
-    _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-1", d, batch=500, crash="after_segment:2"), 90)
+    # 1) killed right after taking its 2nd micro-batch from Kafka, before archiving it or committing its offsets
+    _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-1", d, batch=500, crash="after_consume:2"), 90)
     # 2) restarted; killed between two epoch closes of one step
     _killed_at(WorkerProc(kafka_broker, db, "g-crash", "crash-2", d, batch=500, crash="between_closes:2"), 120)
     closed_before = table_rows(db, "reward_epochs", "reward_epoch")
@@ -595,3 +596,56 @@ def test_from_future_judged_in_the_ingest_as_the_edge_reference_judges_it(tmp_pa
     assert counts.adds_up() and counts.accepted == len(values) - len(want)
     archived = {r[0] for r in con.execute("SELECT DISTINCT arrival_seq FROM archive_pings").fetchall()}
     assert archived == set(range(len(values))) - want
+
+
+def _batch_msgs(first_offset: int, n: int, at_ms: int, received_us: int, tag: str):
+    from streams.closer import PINGS_TOPIC
+    from streams.segments import Message
+
+    out = []
+    for i in range(n):
+        ev = {"event_id": f"{tag}-{first_offset + i}", "event_type": "ping.batch", "schema_version": 1,
+              "node_id": "chk", "occurred_at": at_ms + i, "checker_id": "chk",
+              "pings": [{"node_id": f"n{k}", "occurred_at": at_ms + i, "reachable": True, "rtt_ms": 5.0}
+                        for k in range(3)]}
+        out.append(Message(PINGS_TOPIC, 0, first_offset + i, orjson.dumps(ev), received_us))
+    return out
+
+
+def test_closer_archives_its_own_batch_without_a_segment_and_others_segments_once(tmp_path):
+    """The closer's worker hands its micro-batch over in memory (no segment file); another
+    worker's segment is read from the folder and deleted; a re-delivered message (same
+    partition and offset, after a crash or a rebalance) is skipped, never counted twice."""
+    from types import SimpleNamespace
+
+    from streams.closer import Closer
+    from streams.segments import list_segments, now_us, write_segment
+    from streams.worker import Pipeline, WorkerConfig
+
+    seg, db = tmp_path / "segments", tmp_path / "s.duckdb"
+    received, at_ms = now_us(), 1767225600000 + 60_000
+    other = _batch_msgs(0, 4, at_ms, received, "a")  # offsets 0-3, from another worker
+    write_segment(seg, "other", other)
+    cfg = WorkerConfig(bootstrap="127.0.0.1:1", db=db, seg_dir=seg, warm_up=False)
+    pipe = Pipeline(cfg)
+    pipe.closer = Closer.open(db, seg)
+    try:
+        own = _batch_msgs(4, 3, at_ms + 10, received, "a")  # offsets 4-6, this worker's batch
+        events = [SimpleNamespace(message=SimpleNamespace(topic=m.topic, partition=m.partition, offset=m.offset,
+                                                          value=m.value)) for m in other[2:] + own]
+        pipe.handle(events, received)  # offsets 2 and 3 again: re-delivered
+        assert pipe.segments == 0, "the closer's worker wrote a segment of its own"
+        assert list_segments(seg) == [], "the other worker's segment was left in the folder"
+        t = pipe.closer.totals
+        assert (t.messages, t.skipped, t.accepted, t.pings) == (4 + 5, 2, 7, 21)
+        n, distinct = pipe.closer.con.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM archive_events").fetchone()
+        assert n == distinct == 7
+    finally:
+        pipe.closer.close()
+        pipe.closer = None
+    # a worker that is not the closer writes its batch as one segment, for the closer to archive
+    pipe2 = Pipeline(WorkerConfig(bootstrap="127.0.0.1:1", db=db, seg_dir=seg, warm_up=False))
+    pipe2.handle(events[:1], received)
+    assert len(list_segments(seg)) == 1 and pipe2.segments == 1
+    pipe2.runner.shutdown()
