@@ -2,13 +2,14 @@
 500 pings, against a bare aiokafka consumer that reads and orjson-decodes the same messages in
 the same run. Prints both figures and the ratio. Not a timed test.
 
-    .venv/bin/python bench/bench_stream.py [--messages 2000] [--bootstrap HOST:PORT]
+    .venv/bin/python bench/bench_stream.py [--messages 2000] [--bootstrap HOST:PORT] [--worker-batch N]
 
 Without --bootstrap it starts its own Tansu broker on a free loopback port (memory only) and
 stops it at the end. The worker figure is archived pings over the time from the worker's first
-micro-batch to the end of its last one (group join excluded): staging through the engine's
+micro-batch's first message reaching the worker's stream (group join excluded, the fetch of
+the first micro-batch included) to the end of its last micro-batch: staging through the engine's
 ingest (fast path + reference parser), the archive commit, the per-partition watermark and
-every epoch close the data allows, segments and output topics included.
+every epoch close the data allows, and the output topics.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from streams.broker import ensure_topics, free_port, start_broker, stop_process,
 
 GENESIS_MS = 1767225600000
 BATCH = 500
+WORKER_ARGS = os.environ.get("WORKER_ARGS", "").split()  # experiments: extra worker options
 
 
 def make_batches(n_messages: int, nodes: int, checkers: int) -> list[tuple[bytes, bytes]]:
@@ -90,12 +92,13 @@ async def bare_consumer(bootstrap: str, expect: int) -> tuple[int, float]:
         await c.stop()
 
 
-def run_worker(bootstrap: str, work: Path, expect_pings: int) -> tuple[int, float, dict]:
+def run_worker(bootstrap: str, work: Path, expect_pings: int, worker_batch: int | None = None
+               ) -> tuple[int, float, dict]:
     db = work / "bench.duckdb"
     seg = work / "segments"
     cmd = [sys.executable, "-c", "from epochal.cli import main; main()", "streams", "worker", "--bootstrap",
            bootstrap, "--db", str(db), "--segments", str(seg), "--group", "bench", "--worker-id", "bench",
-           "--status-every", "0.5", "--batch", "400"]
+           "--status-every", "0.5"] + (["--batch", str(worker_batch)] if worker_batch else []) + WORKER_ARGS
     log = open(work / "worker.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
     try:
@@ -112,7 +115,7 @@ def run_worker(bootstrap: str, work: Path, expect_pings: int) -> tuple[int, floa
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited ({proc.returncode}); see {work / 'worker.log'}")
         pings = st["store"]["pings_archived"]
-        return pings, st["last_batch_done_at"] - st["first_batch_at"], st
+        return pings, st["last_batch_done_at"] - (st.get("first_message_at") or st["first_batch_at"]), st
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -130,6 +133,8 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=20_000)
     ap.add_argument("--checkers", type=int, default=8)
     ap.add_argument("--bootstrap", default=None)
+    ap.add_argument("--worker-batch", type=int, default=None,
+                    help="the worker's --batch (messages per micro-batch); default: the worker's own default")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     broker = None
@@ -150,10 +155,15 @@ def main() -> None:
         bare_pings, bare_s = asyncio.run(bare_consumer(bootstrap, args.messages))
         bare_rate = bare_pings / bare_s if bare_s > 0 else float("nan")
         print(f"bare aiokafka consumer + orjson: {bare_pings:,} pings in {bare_s:.2f} s = {bare_rate:,.0f} pings/s")
-        w_pings, w_s, st = run_worker(bootstrap, work, total)
+        w_pings, w_s, st = run_worker(bootstrap, work, total, args.worker_batch)
         w_rate = w_pings / w_s if w_s > 0 else float("nan")
         print(f"epochal streams worker: {w_pings:,} pings archived in {w_s:.2f} s = {w_rate:,.0f} pings/s "
               f"(epochs closed: {st['store'].get('closed_this_run')})")
+        cpu = st.get("cpu_s_at", {})
+        if "first_message" in cpu and "last_batch_done" in cpu:
+            cpu_s = cpu["last_batch_done"] - cpu["first_message"]
+            print(f"worker process CPU over that time: {cpu_s:.2f} s ({cpu_s / w_s:.2f} cores busy on average, "
+                  f"of {os.cpu_count()})")
         print(f"ratio worker / bare consumer: {w_rate / bare_rate:.1%}")
         print(json.dumps({"worker_pings_per_s": round(w_rate), "bare_pings_per_s": round(bare_rate),
                           "ratio": round(w_rate / bare_rate, 4), "messages": args.messages, "batch": BATCH}))

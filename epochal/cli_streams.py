@@ -93,6 +93,11 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
            segments: Optional[Path] = SegmentsOption,
            group: str = typer.Option("epochal", "--group", help="Consumer group id."),
            batch: int = typer.Option(4000, "--batch", help="Most messages in one micro-batch."),
+           within: float = typer.Option(0.5, "--within",
+                                        help="Longest wait, in seconds, to fill a micro-batch."),
+           live_every: Optional[float] = typer.Option(
+               None, "--live-every", help="Seconds between live node-state updates and live snapshots"
+               " (default $EPOCHAL_STREAMS_LIVE_EVERY_S or 10)."),
            worker_id: Optional[str] = typer.Option(None, "--worker-id", help="Name in logs and status files."),
            status_every: float = typer.Option(10.0, "--status-every",
                                               help="Seconds between status lines (and status file updates).")) -> None:
@@ -106,6 +111,10 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
         raise _main_cli().UserError(f"the folder {path.parent} for the store does not exist")
     if batch < 1:
         raise _main_cli().UserError("--batch must be at least 1")
+    if not within > 0:
+        raise _main_cli().UserError("--within must be more than 0 seconds")
+    if live_every is not None and not live_every > 0:
+        raise _main_cli().UserError("--live-every must be more than 0 seconds")
     b = _bootstrap(bootstrap)
     try:
         wait_for_broker(b, 15.0)
@@ -113,7 +122,9 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
     except BrokerError as exc:
         raise _main_cli().UserError(str(exc)) from exc
     cfg = WorkerConfig(bootstrap=b, db=path, seg_dir=segments or default_segments_dir(path), group=group,
-                       batch_max=batch, status_every_s=max(0.5, status_every))
+                       batch_max=batch, within_s=within, status_every_s=max(0.5, status_every))
+    if live_every is not None:
+        cfg.live_every_s = live_every
     if worker_id:
         cfg.worker_id = worker_id
     raise typer.Exit(run_worker(cfg))

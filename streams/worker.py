@@ -1,7 +1,8 @@
 """`epochal streams worker`: the faust app.
 
 One agent (concurrency 1) consumes the four input topics in micro-batches
-(`stream.take_events`). For each micro-batch it
+(`streams.take.take_batches`: faust's `take_events`, except that the next batch fills while
+one is handled). For each micro-batch it
 - if this process owns the store (the closer), archives it and closes what the watermark
   allows right away (`streams.closer.Closer.step`: the engine's own ingest, which also judges
   `from_future` from each message's arrival wall clock, columnar, and the close), together
@@ -60,6 +61,7 @@ from scoring.ruleset import RULESET_V1
 from streams.broker import INPUT_TOPICS, faust_app_settings, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
 from streams.segments import Message, now_us, write_segment
+from streams.take import take_batches
 
 log = logging.getLogger("epochal.streams")
 
@@ -136,6 +138,7 @@ class Pipeline:
         self.runner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochal-pipeline")
         self.first_batch_at: float | None = None  # wall clock when the first batch arrived
         self.first_message_at: float | None = None  # ... and when its first message reached the agent
+        self.cpu_s_at: dict[str, float] = {}  # process CPU seconds at those moments (benchmarks)
         self.last_batch_done_at: float | None = None  # ... and when the latest was fully handled
         self._prev_done = None
 
@@ -221,6 +224,7 @@ class Pipeline:
             self.segments += 1
             self.crash("after_segment")
         self.last_batch_done_at = time.time()
+        self.cpu_s_at["last_batch_done"] = time.process_time()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("batch of %d messages: waited %.3f s for it, handled in %.3f s", len(msgs),
                       received / 1e6 - (self._prev_done or received / 1e6), self.last_batch_done_at - received / 1e6)
@@ -253,7 +257,7 @@ class Pipeline:
               "consumed": self.consumed, "consumed_by_topic": self.consumed_by_topic,
               "edge_rejected_from_future": (self.closer.totals.by_reason.get("from_future", 0)
                                             if self.closer is not None else 0), "segments_written": self.segments,
-              "first_message_at": self.first_message_at,
+              "first_message_at": self.first_message_at, "cpu_s_at": self.cpu_s_at,
               "first_batch_at": self.first_batch_at, "last_batch_done_at": self.last_batch_done_at,
               "lag": self.lag, "lag_total": sum(v for v in self.lag.values() if v is not None),
               **self.rates}
@@ -318,6 +322,7 @@ def _first_message_sensor():
         def on_message_in(self, tp, offset, message) -> None:
             if self.pipeline.first_message_at is None:
                 self.pipeline.first_message_at = time.time()
+                self.pipeline.cpu_s_at["first_message"] = time.process_time()
 
     return FirstMessage
 
@@ -333,7 +338,7 @@ def build_app(cfg: WorkerConfig, pipeline: Pipeline):
 
     @app.agent(topic, concurrency=1, name="epochal-ingest")
     async def ingest(stream):
-        async for events in stream.take_events(cfg.batch_max, within=cfg.within_s):
+        async for events in take_batches(stream, cfg.batch_max, cfg.within_s):
             await pipeline.run(pipeline.handle, events, now_us())
 
     @app.timer(1.0)
