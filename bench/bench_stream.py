@@ -2,7 +2,7 @@
 500 pings, against a bare aiokafka consumer that reads and orjson-decodes the same messages in
 the same run. Prints both figures and the ratio. Not a timed test.
 
-    .venv/bin/python bench/bench_stream.py [--messages 2000] [--bootstrap HOST:PORT] [--worker-batch N]
+    .venv/bin/python bench/bench_stream.py [--messages 6000] [--bootstrap HOST:PORT] [--worker-batch N]
 
 Without --bootstrap it starts its own Tansu broker on a free loopback port (memory only) and
 stops it at the end. The worker figure is archived pings over the time from the worker's first
@@ -129,7 +129,7 @@ def run_worker(bootstrap: str, work: Path, expect_pings: int, worker_batch: int 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--messages", type=int, default=2000, help="ping.batch messages of 500 pings")
+    ap.add_argument("--messages", type=int, default=6000, help="ping.batch messages of 500 pings")
     ap.add_argument("--nodes", type=int, default=20_000)
     ap.add_argument("--checkers", type=int, default=8)
     ap.add_argument("--bootstrap", default=None)

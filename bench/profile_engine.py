@@ -33,6 +33,7 @@ if os.environ.get("EPOCHAL_BENCH_ENGINE"):  # as bench/run --engine: another che
 from bench.common import peak_rss_mb  # noqa: E402
 
 STATS: dict[tuple[str, str], list[float]] = defaultdict(list)
+CPU: dict[tuple[str, str], float] = defaultdict(float)  # process CPU seconds (all threads) per statement
 
 
 def _label(sql: str) -> str:
@@ -73,11 +74,12 @@ class TimedConnection:
                 self._con.register(n, frame_vars[n])
             except Exception:  # e.g. a pending result on the connection: let DuckDB resolve it
                 registered.remove(n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return self._con.execute(sql, *args, **kwargs)
         finally:
             STATS[(_caller(), _label(sql))].append(time.perf_counter() - t0)
+            CPU[(_caller(), _label(sql))] += time.process_time() - c0
             for n in registered:
                 self._con.unregister(n)
 
@@ -151,8 +153,10 @@ def report(total: float, phases: dict[str, float], prof: cProfile.Profile | None
           " nested phases count in the innermost)")
     rows = sorted(STATS.items(), key=lambda kv: -sum(kv[1]))
     print("top DuckDB statements (sum over calls):")
+    print("  (wall s, calls, cores busy on average: process CPU / wall, 1.0 = one core)")
     for (caller, label), ts in rows[:int(os.environ.get("PROFILE_TOP", "18"))]:
-        print(f"  {sum(ts):7.2f} s ×{len(ts):<4} {caller:<44} {label}")
+        cores = CPU[(caller, label)] / max(sum(ts), 1e-9)
+        print(f"  {sum(ts):7.2f} s ×{len(ts):<4} {cores:4.1f} {caller:<44} {label}")
     print(f"  all statements: {sum(sum(v) for v in STATS.values()):.2f} s")
     if prof is not None:
         s = io.StringIO()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Row, log
 
-FULL_MESSAGES = 2000
+FULL_MESSAGES = 6000  # 3 M pings, 12 epoch closes: long enough for the steady state
 QUICK_MESSAGES = 200
 MIN_PINGS_PER_S = 100_000
 MIN_SHARE_OF_BARE = 0.15

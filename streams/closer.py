@@ -390,7 +390,6 @@ class Closer:
                 self._partition_of = live.partition_of_node(self.outputs)
             slots = live.get_slot_updates(self.con, lo, hi, drop)
             hw = live.get_hw_updates(self.con, lo, hi, self.cfg)
-            msgs = live.encode_updates(lo, hi, full, drop, self.last_closed, slots, hw, self._partition_of)
         except LookupError as exc:  # no node-slots topic: live state off, archiving goes on
             log.warning("no live node state: %s", exc)
             self.live_updates = False
@@ -398,17 +397,21 @@ class Closer:
         except Exception as exc:  # noqa: BLE001 - a cache's feed: never stop archiving for it (retried)
             log.warning("node-slots updates not published (retried later): %r", exc)
             return 0
-        if msgs:
-            self._out(self._send_node_slots, msgs)
+        if slots.height or hw:  # encoded and sent on the outputs thread, off the archive's path
+            self._out(self._send_node_slots, lo, hi, full, drop, self.last_closed, slots, hw)
         self.live_rows += slots.height
         self.live_busy_s += time.perf_counter() - t0
-        log.debug("node-slots: %d (node, epoch) rows in %d messages in %.3f s", slots.height, len(msgs),
-                  time.perf_counter() - t0)
+        log.debug("node-slots: %d (node, epoch) rows read in %.3f s", slots.height, time.perf_counter() - t0)
         self._live_since_seq, self._live_full, self._live_drop = hi + 1, False, self.last_closed
         self.live_published_through = hi
         return slots.height
 
-    def _send_node_slots(self, msgs) -> None:
+    def _send_node_slots(self, lo, hi, full, drop, closed, slots, hw) -> None:
+        try:
+            msgs = live.encode_updates(lo, hi, full, drop, closed, slots, hw, self._partition_of)
+        except Exception as exc:  # noqa: BLE001 - a cache's feed: never stop archiving for it
+            log.warning("node-slots updates %d-%d not encoded: %r", lo, hi, exc)
+            return
         for part, value in msgs:
             self.outputs.send_to("node-slots", part, value)
 

@@ -291,26 +291,31 @@ def get_hw_updates(con, lo: int, hi: int, cfg: RulesetConfig = RULESET_V1) -> li
 def encode_updates(lo: int, hi: int, full: bool, drop: int | None, closed: int | None, slots: pl.DataFrame,
                    hw: list[tuple], partition_of, max_nodes: int = NODES_PER_MESSAGE) -> list[tuple[int, bytes]]:
     """(partition, message) pairs: each node goes to `partition_of(node_id)`, at most
-    `max_nodes` nodes a message, each as [node_id, [[epoch, bits, pings, last_ping_us], ...],
-    carried streak, carried prev_up] (grouped by polars, not row by row in Python); the
-    verdicts ride along as [node_id, bench_at_us, event_id, verdict]."""
+    `max_nodes` nodes a message, each as {"n": node_id, "e": [[epoch, bits, pings,
+    last_ping_us], ...], "s": carried streak, "u": carried prev_up}; the verdicts ride along as
+    [node_id, bench_at_us, event_id, verdict]. Columnar: polars groups the rows and writes each
+    node's JSON, Python only sorts whole lines into messages (turning the grouped rows into
+    Python objects cost ~0.5 s for 20,000 nodes)."""
     drop = -1 if drop is None else int(drop)
     closed = -1 if closed is None else int(closed)
     by_part: dict[int, tuple[list, list]] = {}
     if slots.height:
         grouped = slots.group_by("node_id", maintain_order=True).agg(
-            pl.concat_list("reward_epoch", "bits", "pings", "last_ping_us").alias("epochs"),
-            pl.first("c_streak"), pl.first("c_up"))
-        for row in grouped.iter_rows():
-            by_part.setdefault(partition_of(row[0]), ([], []))[0].append(row)
+            pl.concat_list("reward_epoch", "bits", "pings", "last_ping_us").alias("e"),
+            pl.first("c_streak").alias("s"), pl.first("c_up").alias("u")).rename({"node_id": "n"})
+        lines = grouped.write_ndjson().encode().splitlines()
+        for node, line in zip(grouped.get_column("n").to_list(), lines):
+            by_part.setdefault(partition_of(node), ([], []))[0].append(line)
     for h in hw:
         by_part.setdefault(partition_of(h[0]), ([], []))[1].append(h)
+    head = b'{"lo":%d,"hi":%d,"full":%s,"drop":%d,"closed":%d,"nodes":[' % (
+        int(lo), int(hi), b"true" if full else b"false", drop, closed)
     out = []
     for p, (nodes, verdicts) in sorted(by_part.items()):
         for i in range(max(1, -(-max(len(nodes), len(verdicts)) // max_nodes))):
-            msg = {"lo": lo, "hi": hi, "full": full, "drop": drop, "closed": closed,
-                   "nodes": nodes[i * max_nodes:(i + 1) * max_nodes], "hw": verdicts[i * max_nodes:(i + 1) * max_nodes]}
-            out.append((p, orjson.dumps(msg)))
+            part_nodes = b",".join(nodes[i * max_nodes:(i + 1) * max_nodes])
+            part_hw = orjson.dumps(verdicts[i * max_nodes:(i + 1) * max_nodes])
+            out.append((p, head + part_nodes + b'],"hw":' + part_hw + b"}"))
     return out
 
 
@@ -318,9 +323,13 @@ def decode_updates(value: bytes) -> dict[str, NodeUpdate]:
     m = orjson.loads(value)
     lo, hi, full, drop, closed = int(m["lo"]), int(m["hi"]), bool(m["full"]), int(m["drop"]), int(m["closed"])
     hw = {node: (at_us, event_id, hi, verdict) for node, at_us, event_id, verdict in m["hw"]}
-    out = {node: NodeUpdate(lo, hi, full, drop, closed, epochs, (drop, c_streak, c_up) if drop >= 0 else None,
-                            hw.pop(node, None))
-           for node, epochs, c_streak, c_up in m["nodes"]}
+    out = {}
+    for entry in m["nodes"]:
+        # {"n", "e", "s", "u"}; a worker before the columnar encoding wrote [n, e, s, u]
+        node, epochs, c_streak, c_up = ((entry["n"], entry["e"], entry["s"], entry["u"])
+                                        if isinstance(entry, dict) else entry)
+        out[node] = NodeUpdate(lo, hi, full, drop, closed, epochs, (drop, c_streak, c_up) if drop >= 0 else None,
+                               hw.pop(node, None))
     for node, h in hw.items():
         out[node] = NodeUpdate(lo, hi, full, drop, closed, (), None, h)
     return out

@@ -551,6 +551,42 @@ def test_live_cache_applies_encoded_updates_and_keeps_the_last_snapshot_of_a_dro
     assert cache.take_snapshots().height == 0  # flushed: nothing pending
 
 
+def test_live_updates_round_trip_by_partition_with_awkward_ids_and_the_older_form():
+    """The columnar encoding (polars writes each node's JSON) decodes to the same updates as
+    the rows it came from: ids with quotes, backslashes and non-ASCII, several messages when a
+    partition has more nodes than fit in one, each node on its own partition; and a message
+    in the form older workers wrote ([node, epochs, streak, up]) still decodes."""
+    import polars as pl
+
+    from streams.live import decode_updates, encode_updates
+
+    ids = ['plain', 'quo"te', 'back\\slash', 'ünï-節點', 'n,},{x']
+    rows = [(n, e, 1 << i, i + e + 1, 1_767_225_600_000_000 + i, i, bool(i % 2)) for i, n in enumerate(ids)
+            for e in (3, 4)]
+    frame = pl.DataFrame(rows, orient="row", schema={
+        "node_id": pl.String, "reward_epoch": pl.Int64, "bits": pl.Int64, "pings": pl.Int64,
+        "last_ping_us": pl.Int64, "c_streak": pl.Int64, "c_up": pl.Boolean})
+    part = {n: i % 2 for i, n in enumerate(ids)}
+    msgs = encode_updates(7, 9, True, 2, 2, frame, [(ids[1], 5, "bench-\"x", "verified")], part.__getitem__,
+                          max_nodes=2)
+    assert sorted({p for p, _ in msgs}) == [0, 1] and len(msgs) == 3  # 3 nodes on partition 0: two messages
+    got = {}
+    for p, value in msgs:
+        for node, u in decode_updates(value).items():
+            assert part[node] == p
+            got[node] = u
+    assert set(got) == set(ids)
+    for i, n in enumerate(ids):
+        u = got[n]
+        assert (u.lo, u.hi, u.full, u.drop, u.closed) == (7, 9, True, 2, 2)
+        assert [list(e) for e in u.epochs] == [[e, 1 << i, i + e + 1, 1_767_225_600_000_000 + i] for e in (3, 4)]
+        assert u.carried == (2, i, bool(i % 2))
+    assert got[ids[1]].hw == (5, "bench-\"x", 9, "verified") and got[ids[0]].hw is None
+    older = orjson.dumps({"lo": 1, "hi": 2, "full": False, "drop": -1, "closed": -1,
+                          "nodes": [["a", [[0, 1, 1, 5]], 0, False]], "hw": []})
+    assert [list(e) for e in decode_updates(older)["a"].epochs] == [[0, 1, 1, 5]]
+
+
 def test_from_future_judged_in_the_ingest_as_the_edge_reference_judges_it(tmp_path):
     """The closer's columnar from_future check (inside the ingest) rejects exactly the valid
     messages the scalar reference `edge_check` flags, with the same reason, and accepts the rest."""
