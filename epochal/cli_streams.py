@@ -141,5 +141,5 @@ def status(db: Optional[Path] = DbOption, segments: Optional[Path] = SegmentsOpt
     statuses = read_status(seg_dir)
     if not statuses:
         raise _main_cli().UserError(f"no worker has reported into {seg_dir} (start one with `epochal streams worker`)")
-    for line in format_status(statuses, pending_segments(seg_dir)):
+    for line in format_status(statuses, pending_segments(seg_dir), read_status(seg_dir, "live")):
         _main_cli().out.print(line, soft_wrap=True)

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 
-def read_status(seg_dir: Path) -> list[dict]:
+def read_status(seg_dir: Path, kind: str = "status") -> list[dict]:
+    """The workers' status files (`status-<worker>.json`), or with kind="live" their live
+    Table processes' (`live-<worker>.json`)."""
     out = []
     if not seg_dir.is_dir():
         return out
-    for p in sorted(seg_dir.glob("status-*.json")):
+    for p in sorted(seg_dir.glob(f"{kind}-*.json")):
         try:
             st = json.loads(p.read_text())
         except (OSError, ValueError):
@@ -28,8 +30,9 @@ def pending_segments(seg_dir: Path) -> int:
     return len(list(seg_dir.glob("*.parquet"))) if seg_dir.is_dir() else 0
 
 
-def format_status(statuses: list[dict], pending: int) -> list[str]:
+def format_status(statuses: list[dict], pending: int, live: list[dict] | None = None) -> list[str]:
     lines = []
+    live_of = {st.get("worker_id"): st for st in live or ()}
     for st in statuses:
         role = "closer" if st.get("closer") else "segments only"
         lines.append(f"worker {st['worker_id']} (pid {st.get('pid')}, {role}, group {st.get('group')}), "
@@ -47,5 +50,17 @@ def format_status(statuses: list[dict], pending: int) -> list[str]:
             for p, ps in (s.get("partitions") or {}).items():
                 lines.append(f"  epochal.pings/{p}: max ping {ps.get('max_ping_us')}, "
                              f"{'idle' if ps.get('idle') else 'active'} ({ps.get('silent_s')} s since a delivery)")
+        lv = live_of.pop(st.get("worker_id"), None)
+        if lv:
+            lines.append(_live_line(lv))
+    for lv in live_of.values():  # a live process whose worker wrote no status (yet)
+        lines.append(_live_line(lv))
     lines.append(f"segments waiting for the closer: {pending}")
     return lines
+
+
+def _live_line(lv: dict) -> str:
+    return (f"  live Table (pid {lv.get('pid')}, group {lv.get('group')}), reported {lv.get('age_s')} s ago: "
+            f"{lv.get('messages', 0):,} node-slots messages, {lv.get('node_updates', 0):,} node updates applied "
+            f"through archive seq {lv.get('applied_through_seq')}, {lv.get('snapshots', 0):,} live snapshots "
+            f"published, {lv.get('pending_nodes', 0):,} nodes pending, busy {lv.get('busy_s', 0)} s")

@@ -55,12 +55,12 @@ class WorkerProc:
         if crash:
             env["EPOCHAL_STREAMS_CRASH"] = crash
         env.pop("EPOCHAL_STREAMS_LIVE_EVERY_S", None)
-        if live_every_s is not None:
-            env["EPOCHAL_STREAMS_LIVE_EVERY_S"] = str(live_every_s)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         cmd = CLI + ["streams", "worker", "--bootstrap", bootstrap, "--db", str(db), "--group", group,
                      "--worker-id", worker_id, "--segments", str(self.segments), "--batch", str(batch),
                      "--status-every", "1"]
+        if live_every_s is not None:
+            cmd += ["--live-every", str(live_every_s)]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, cwd=str(ROOT), start_new_session=True)

@@ -210,6 +210,29 @@ def single_run(kafka_broker, published, tmp_path_factory):
     return {"db": d / "live.duckdb", "status": st, "seconds": elapsed, "worker": w}
 
 
+def test_status_command_shows_the_worker_and_its_live_table(single_run):
+    """`epochal streams status` reads the files the run left: the closer's counts (which add
+    up) and its live Table process's line."""
+    import subprocess
+    import sys
+
+    seg = Path(str(single_run["db"]) + ".segments")
+    out = subprocess.run([sys.executable, "-c", "from epochal.cli import main; main()", "streams", "status",
+                          "--db", str(single_run["db"]), "--segments", str(seg)],
+                         capture_output=True, text=True, timeout=60, cwd=str(Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "worker single (pid" in text and "closer" in text
+    assert "live Table (pid" in text and "node updates applied" in text
+    st = single_run["worker"].status()["store"]
+    assert f"inputs {st['inputs']:,} = accepted {st['accepted']:,}" in text
+    missing = subprocess.run([sys.executable, "-c", "from epochal.cli import main; main()", "streams", "status",
+                              "--db", str(single_run["db"]), "--segments", str(seg / "nowhere")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "no worker has reported" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_parity_with_replay(single_run, replayed):
     live = stream_outputs(single_run["db"])
     want_epochs, got_epochs = epochs_of(replayed), epochs_of(live)
