@@ -27,7 +27,17 @@ import asyncio
 from typing import Any, AsyncIterator
 
 
-async def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list]:
+def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list]:
+    agen = _take_batches(stream, max_, within)
+    # as faust registers its own take generators: the stream closes what is left when it stops
+    # (its acks, processor and enable_acks restored in `finally`), whatever the interpreter
+    active = getattr(stream, "_active_agens", None)
+    if active is not None:
+        active.add(agen)
+    return agen
+
+
+async def _take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list]:
     loop = asyncio.get_running_loop()
     events: list = []
     first_at = [0.0]  # loop time the oldest buffered event arrived
