@@ -346,7 +346,7 @@ class Closer:
             return
         lines = frame.write_ndjson().encode().splitlines()
         keys = [k.encode() for k in frame.get_column("node_id").to_list()]
-        self.outputs.send_many(kind, zip(keys, lines))
+        self.outputs.send_keyed(kind, keys, lines)
 
     def _publish_slashes(self) -> None:
         if self.outputs is None:

@@ -392,7 +392,7 @@ class LiveCache:
         frame = self.take_snapshots()
         if frame.height and self.sink is not None:
             lines = frame.write_ndjson().encode().splitlines()  # one JSON object a row, by polars
-            self.sink.send_many("scores", zip((k.encode() for k in frame.get_column("node_id").to_list()), lines))
+            self.sink.send_keyed("scores", [k.encode() for k in frame.get_column("node_id").to_list()], lines)
             self.sink.hand_over()
         self.snapshots += frame.height
         self.busy_s += time.perf_counter() - t0

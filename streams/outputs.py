@@ -27,7 +27,6 @@ import concurrent.futures
 import itertools
 import logging
 import threading
-from typing import Iterable
 
 import orjson
 
@@ -60,7 +59,7 @@ class OutputSink:
         self._thread = threading.Thread(target=self._loop.run_forever, name="epochal-outputs", daemon=True)
         self._thread.start()
         self._partitions: dict[str, int] = {}
-        self._part_of: dict[tuple[str, bytes], int] = {}
+        self._part_of: dict[int, dict[bytes, int]] = {}  # partition count -> key -> partition
         self._rr = itertools.count()
         self._open: dict[tuple[str, int], object] = {}  # (topic, partition) -> BatchBuilder
         self._pending: list[concurrent.futures.Future] = []  # handed over since the last flush
@@ -109,12 +108,20 @@ class OutputSink:
         n = self._n_partitions(topic)
         if key is None:
             return next(self._rr) % n
-        p = self._part_of.get((topic, key))
-        if p is None:
-            if len(self._part_of) > 1_000_000:
-                self._part_of.clear()
-            p = self._part_of[(topic, key)] = default_partition(key, n)
-        return p
+        return self._partitions_of(n, [key])[0]
+
+    def _partitions_of(self, n: int, keys: list[bytes]) -> list[int]:
+        """Each key's partition among `n` (cached: a node's key comes back every epoch)."""
+        cache = self._part_of.setdefault(n, {})
+        if len(cache) > 1_000_000:
+            cache.clear()
+        get = cache.get
+        parts = [get(k) for k in keys]
+        if None in parts:
+            for i, p in enumerate(parts):
+                if p is None:
+                    parts[i] = cache[keys[i]] = default_partition(keys[i], n)
+        return parts
 
     def _submit(self, topic: str, partition: int, batch) -> None:
         self._pending.append(asyncio.run_coroutine_threadsafe(self._deliver(batch, topic, partition), self._loop))
@@ -132,15 +139,32 @@ class OutputSink:
             if batch.append(timestamp=None, key=key, value=value) is None:
                 raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
 
-    def send_many(self, kind: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
-        """Records already serialised: (key, value) pairs."""
+    def send_keyed(self, kind: str, keys: list[bytes], values: list[bytes]) -> int:
+        """Many keyed records already serialised (a closed epoch's 20,000 score rows): the
+        partitions looked up at once, then each partition's records appended in one tight loop,
+        in their order (per key the order is kept, as Kafka promises it per partition)."""
         topic = self.topics[kind]
-        n = 0
-        for key, value in records:
-            self._append(topic, key, value)
-            n += 1
-        self.sent[kind] += n
-        return n
+        parts = self._partitions_of(self._n_partitions(topic), keys)
+        by_part: dict[int, list[int]] = {}
+        for i, p in enumerate(parts):
+            idx = by_part.get(p)
+            if idx is None:
+                idx = by_part[p] = []
+            idx.append(i)
+        for p, idx in by_part.items():
+            tp = (topic, p)
+            batch = self._open.get(tp) or self.producer.create_batch()
+            append = batch.append
+            for i in idx:
+                if append(timestamp=None, key=keys[i], value=values[i]) is None:  # full: send it
+                    self._submit(topic, p, batch)
+                    batch = self.producer.create_batch()
+                    append = batch.append
+                    if append(timestamp=None, key=keys[i], value=values[i]) is None:
+                        raise ValueError(f"a record of {len(values[i])} bytes does not fit in a batch")
+            self._open[tp] = batch
+        self.sent[kind] += len(keys)
+        return len(keys)
 
     def send_to(self, kind: str, partition: int, value: bytes, key: bytes | None = None) -> None:
         """One record already serialised, to a partition chosen by the caller."""

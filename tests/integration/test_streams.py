@@ -311,7 +311,7 @@ def test_scores_published(single_run, kafka_broker):
             kinds.add(v["kind"])
             if v["kind"] == "epoch_closed":
                 epochs.add(v["reward_epoch"])
-                closed_msgs.append((m.key, v))
+                closed_msgs.append((m.key, v, m.partition))
             if time.monotonic() > deadline:
                 break
     finally:
@@ -328,9 +328,12 @@ def test_scores_published(single_run, kafka_broker):
         paid.setdefault((e, node), set()).add(amount)
     manifests = dict(table_rows(single_run["db"], "reward_epochs", "reward_epoch, manifest_sha256"))
     got = {}
-    for key, v in closed_msgs:
+    from streams.outputs import default_partition
+
+    for key, v, partition in closed_msgs:
         k = (v["reward_epoch"], v["node_id"])
         assert key == v["node_id"].encode()
+        assert partition == default_partition(key, len(tps))  # where any Kafka client would put it
         assert tuple(v[c] for c in cols) == stored[k]
         assert v["amount_base_units"] in paid.get(k, {0})
         assert v["manifest_sha256"] == manifests[v["reward_epoch"]]
