@@ -234,7 +234,9 @@ class Closer:
                 self.last_closed = results[-1].reward_epoch
                 self._publish_closed(results)
                 self._publish_slashes()
-        if self.outputs is not None:
+        if self.outputs is not None and self._out_jobs:
+            # (a step that handed nothing over, e.g. a tick's, must not wait for the previous
+            # step's outputs: they are meant to overlap the next archive step)
             self._end_step_outputs()
         rep.seconds = time.perf_counter() - t0
         self._add_totals(rep)
