@@ -15,6 +15,9 @@ start-ups (a group join on this broker takes several seconds):
   were committed,
   then between two epoch closes, then inside an epoch close's transaction (rows written, not
   committed); the restarted worker ends identical to the clean run;
+- a worker that only writes segments, killed after its 2nd segment (offsets not committed),
+  restarted as the closer: it archives the segments, skips Kafka's re-deliveries by offset,
+  ends identical;
 - two workers in one group (shared segment folder, one closer): identical to one worker.
 """
 
@@ -432,6 +435,42 @@ def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_f
         assert n == table_rows(single_run["db"], table, "count(*)")[0][0]
     reasons = sorted(table_rows(db, "rejected_events", "reason, topic, raw"))
     assert reasons == sorted(table_rows(single_run["db"], "rejected_events", "reason, topic, raw"))
+
+
+def test_segment_writer_killed_after_its_segment_then_the_closer_takes_over(kafka_broker, published, single_run,
+                                                                            tmp_path_factory):
+    """A worker that is not the closer (the store is locked: here by the test itself) writes its
+    micro-batches as segments and is killed right after its 2nd segment is durable, before its
+    offsets are committed. Restarted, it becomes the closer: it archives the segments left in
+    the folder, Kafka delivers the uncommitted messages again, and those are skipped by offset.
+    The outputs end identical to the clean run, nothing counted twice."""
+    from streams.segments import list_segments
+
+    d = tmp_path_factory.mktemp("segkill")
+    db, seg = d / "live.duckdb", d / "segments"
+    lock = duckdb.connect(str(db))  # holds the store: the worker can only write segments
+    try:
+        w = WorkerProc(kafka_broker, db, "g-segkill", "segkill-1", d, segments=seg, batch=200,
+                       crash="after_segment:2")
+        _killed_at(w, 120)
+        assert "not the closer" in w.tail(400)
+    finally:
+        lock.close()
+    left = list_segments(seg)
+    assert len(left) == 2, left  # both durable; the 2nd's offsets never committed
+    w2 = WorkerProc(kafka_broker, db, "g-segkill", "segkill-2", d, segments=seg, batch=200)
+    try:
+        st = run_to_end([w2], published)
+        assert st["store"]["skipped_redeliveries"] > 0, st["store"]  # the 2nd segment's messages again
+        assert w2.stop() == 0, w2.tail()
+    finally:
+        if w2.alive():
+            w2.kill9()
+    assert list_segments(seg) == []
+    assert stream_outputs(db) == stream_outputs(single_run["db"])
+    for table in ("archive_pings", "archive_events"):
+        n, distinct = table_rows(db, table, "count(*), count(DISTINCT event_id)")[0]
+        assert n == distinct == table_rows(single_run["db"], table, "count(*)")[0][0]
 
 
 # ----------------------------------------------------------------------------------------
