@@ -44,7 +44,7 @@ from payouts.close import close_ready_epochs, get_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from scoring.timing import get_epoch_end_us
 from streams import live
-from streams.segments import Message, list_segments, read_segment
+from streams.segments import Message, list_segments, read_segment, write_segment
 from streams.watermark import PartitionWatermark
 
 log = logging.getLogger("epochal.streams")
@@ -180,20 +180,31 @@ class Closer:
 
     # -- one step ----------------------------------------------------------------------------
     def step(self, now_s: float | None = None, max_messages: int = 100_000,
-             batch: list[Message] | None = None) -> StepReport:
+             batch: list[Message] | None = None, batch_owner: str = "closer") -> StepReport:
         """Archive the segments waiting in the folder (oldest first, about `max_messages` at a
         time) and then `batch`, this process's own micro-batch, in full: the closer's worker
         writes no segment of its own, because its batch is archived (committed) before faust
-        may commit the batch's offsets, so a crash before that re-reads it from Kafka."""
+        may commit the batch's offsets, so a crash before that re-reads it from Kafka.
+
+        Segments go strictly before the batch: after a rebalance the batch may continue a
+        partition whose earlier offsets another worker left in a segment, and archiving the
+        batch first would mark those offsets archived. So when older segments remain for a
+        later step (a backlog beyond `max_messages`), the batch is written as a segment of
+        `batch_owner` behind them instead, as any worker's is (durable before its offsets
+        may be committed)."""
         t0 = time.perf_counter()
         rep = StepReport()
         segs, msgs = [], []
-        for s in list_segments(self.seg_dir):
+        waiting = list_segments(self.seg_dir)
+        for s in waiting:
             if len(msgs) >= max_messages:
                 break
             msgs.extend(read_segment(s))
             segs.append(s)
-        msgs.extend(batch or ())
+        if batch and len(segs) < len(waiting):
+            write_segment(self.seg_dir, batch_owner, batch)
+        elif batch:
+            msgs.extend(batch)
         rep.messages = len(msgs)
         new: list[Message] = []
         seen = dict(self.through)

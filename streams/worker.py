@@ -236,7 +236,7 @@ class Pipeline:
         self._prev_done = self.last_batch_done_at
 
     def _step(self, batch: list[Message] | None = None) -> None:
-        rep = self.closer.step(batch=batch)
+        rep = self.closer.step(batch=batch, batch_owner=self.cfg.worker_id)
         if rep.closed:
             log.info("closed epoch(s) %s (watermark %s)", rep.closed, self.closer.wm.current(time.time()))
 

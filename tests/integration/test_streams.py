@@ -750,3 +750,30 @@ def test_closer_archives_its_own_batch_without_a_segment_and_others_segments_onc
     pipe2.handle(events[:1], received)
     assert len(list_segments(seg)) == 1 and pipe2.segments == 1
     pipe2.runner.shutdown()
+
+
+def test_closer_keeps_older_segments_before_its_own_batch_when_a_backlog_remains(tmp_path):
+    """With more waiting in the folder than one step takes, the closer's own micro-batch is
+    written as a segment behind the backlog instead of archived first: after a rebalance its
+    offsets continue a partition whose earlier offsets sit in another worker's segment, and
+    archiving them first would mark those earlier offsets archived (lost)."""
+    from streams.closer import Closer
+    from streams.segments import list_segments, now_us, write_segment
+
+    seg, db = tmp_path / "segments", tmp_path / "s.duckdb"
+    received, at_ms = now_us(), 1767225600000 + 60_000
+    msgs = _batch_msgs(0, 7, at_ms, received, "b")
+    write_segment(seg, "other", msgs[0:2])  # offsets 0-1
+    write_segment(seg, "other", msgs[2:4])  # offsets 2-3
+    closer = Closer.open(db, seg)
+    try:
+        rep = closer.step(max_messages=2, batch=msgs[4:], batch_owner="me")  # offsets 4-6
+        assert (rep.messages, rep.accepted) == (2, 2)  # the first segment only
+        left = list_segments(seg)
+        assert len(left) == 2 and left[-1].name.endswith("-me.parquet")  # the batch, behind the backlog
+        rep = closer.step()
+        assert (rep.messages, rep.skipped, rep.accepted) == (5, 0, 5)
+        assert list_segments(seg) == []
+        assert closer.con.execute("SELECT count(DISTINCT event_id) FROM archive_events").fetchone()[0] == 7
+    finally:
+        closer.close()
