@@ -29,7 +29,8 @@ from pathlib import Path
 
 from scoring.ruleset import RULESET_V1
 from streams import live
-from streams.broker import DEFAULT_PARTITIONS, ensure_topics, faust_app_settings, node_slots_topic, topic_partitions
+from streams.broker import (DEFAULT_PARTITIONS, ensure_topics, faust_app_settings, node_slots_topic, stop_process,
+                            topic_partitions)
 
 log = logging.getLogger("epochal.streams")
 
@@ -91,14 +92,8 @@ def start_live_process(cfg: LiveConfig) -> subprocess.Popen:
 
 
 def stop_live_process(proc: subprocess.Popen | None, timeout_s: float = 15.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    if proc is not None:
+        stop_process(proc, timeout_s)  # terminate, then kill after the timeout
 
 
 def build_live_app(cfg: LiveConfig, cache_holder: dict):
