@@ -16,10 +16,11 @@ try:  # typer >= 0.20 ships its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from epochal.cli_common import DbOption, UserError, err, out, progress
+from epochal.cli_slashes import slashes_app
+from epochal.cli_streams import streams_app
 from epochal.store import StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -28,19 +29,8 @@ epoch_app = typer.Typer(no_args_is_help=True, help="Close, show and verify rewar
 node_app = typer.Typer(no_args_is_help=True, help="Scores of one node.")
 app.add_typer(epoch_app, name="epoch")
 app.add_typer(node_app, name="node")
-from epochal.cli_streams import streams_app  # noqa: E402
 app.add_typer(streams_app, name="streams")
-from epochal.cli_slashes import slashes_app  # noqa: E402
 app.add_typer(slashes_app, name="slashes")
-
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True, highlight=False)
-
-DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
-
-
-class UserError(Exception):
-    """A mistake of the caller, reported in one sentence."""
 
 
 def _existing_files(paths: list[Path]) -> list[Path]:
@@ -48,11 +38,6 @@ def _existing_files(paths: list[Path]) -> list[Path]:
         if not p.exists():
             raise UserError(f"no such file or folder: {p}")
     return paths
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} lines"),
-                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
 
 
 @app.command()
@@ -65,7 +50,7 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
     files = expand_paths(_existing_files(paths))
     if not files:
         raise UserError("no .jsonl event files in the given folders")
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("reading events", total=None)
         report = run_replay(files, db, progress=lambda n: bar.advance(task, n),
                             on_closed=lambda r: bar.update(task, description=f"closed epoch {r.reward_epoch}"))
@@ -133,7 +118,7 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
     db = out_dir / "epochal.duckdb"
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)  # the demo starts from a clean store every time
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"simulating {nodes:,} nodes × {hours} h", total=None)
         try:
             run_simulation(nodes, hours, seed, events_dir)

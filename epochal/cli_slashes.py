@@ -12,22 +12,7 @@ from rich.table import Table
 
 from scoring.slashing import STATUSES
 
-
-def _cli():
-    """The running epochal.cli (it imports this module; under `python -m` it is __main__),
-    looked up at call time for its UserError and out."""
-    import sys
-
-    for name in ("epochal.cli", "__main__"):
-        mod = sys.modules.get(name)
-        if mod is not None and hasattr(mod, "UserError") and hasattr(mod, "out"):
-            return mod
-    import epochal.cli as mod
-
-    return mod
-
-
-DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
+from epochal.cli_common import DbOption, UserError, out
 
 slashes_app = typer.Typer(no_args_is_help=True, help="Slashing decisions with their evidence.")
 
@@ -40,7 +25,7 @@ def slashes_list(db: Optional[Path] = DbOption,
     from epochal import store
 
     if status is not None and status not in STATUSES:
-        raise _cli().UserError(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
+        raise UserError(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
     con = store.connect(db, create=False, read_only=True)
     try:
         rows = con.execute(
@@ -50,7 +35,7 @@ def slashes_list(db: Optional[Path] = DbOption,
     finally:
         con.close()
     if not rows:
-        _cli().out.print("no slashing decisions" + (f" for node {node}" if node else "")
+        out.print("no slashing decisions" + (f" for node {node}" if node else "")
                   + (f" with status {status}" if status else ""))
         return
     from scoring.timing import format_us
@@ -60,7 +45,7 @@ def slashes_list(db: Optional[Path] = DbOption,
         t.add_column(h)
     for r in rows:
         t.add_row(r[0], r[1], r[2], f"{r[3]:,}", format_us(r[4]), r[5], f"{r[6]} event(s)")
-    _cli().out.print(t)
+    out.print(t)
 
 
 @slashes_app.command("show")
@@ -74,7 +59,7 @@ def slashes_show(decision_id: str = typer.Argument(..., metavar="ID"), db: Optio
         cur = con.execute("SELECT * FROM slash_decisions WHERE decision_id = ?", [decision_id])
         row = cur.fetchone()
         if row is None:
-            raise _cli().UserError(f"no slashing decision {decision_id} in {store.resolve_db_path(db)}")
+            raise UserError(f"no slashing decision {decision_id} in {store.resolve_db_path(db)}")
         d = dict(zip([c[0] for c in cur.description], row))
         evidence = con.execute(
             "SELECT event_id, event_type, node_id, occurred_at_us, payload FROM archive_events"
@@ -95,18 +80,18 @@ def slashes_show(decision_id: str = typer.Argument(..., metavar="ID"), db: Optio
             t.add_row("decided_at", f"{format_us(v)} ({v} µs)")
         else:
             t.add_row(k, "-" if v is None else (f"{v:,}" if isinstance(v, int) and "epoch" not in k else str(v)))
-    _cli().out.print(t)
+    out.print(t)
     by_id = {r[0]: r for r in evidence}
-    _cli().out.print("evidence:")
+    out.print("evidence:")
     for event_id in d["evidence"]:
         r = by_id.get(event_id)
         if r is None:
-            _cli().out.print(f"  {event_id}: (not in the archive)")
+            out.print(f"  {event_id}: (not in the archive)")
             continue
-        _cli().out.print(f"  {r[0]} ({r[1]} of {r[2]} at {format_us(r[3])}):")
-        _cli().out.print("    " + orjson.dumps(orjson.loads(r[4]), option=orjson.OPT_SORT_KEYS).decode(), soft_wrap=True)
+        out.print(f"  {r[0]} ({r[1]} of {r[2]} at {format_us(r[3])}):")
+        out.print("    " + orjson.dumps(orjson.loads(r[4]), option=orjson.OPT_SORT_KEYS).decode(), soft_wrap=True)
     if appeals:
-        _cli().out.print("appeals upheld:")
+        out.print("appeals upheld:")
         for r in appeals:
-            _cli().out.print(f"  {r[0]} ({r[1]} of {r[2]} at {format_us(r[3])}):")
-            _cli().out.print("    " + r[4], soft_wrap=True)
+            out.print(f"  {r[0]} ({r[1]} of {r[2]} at {format_us(r[3])}):")
+            out.print("    " + r[4], soft_wrap=True)

@@ -7,21 +7,7 @@ from typing import List, Optional
 
 import typer
 
-
-
-def _main_cli():
-    """epochal.cli (which imports this module), looked up at call time: its UserError and out."""
-    import sys
-
-    mod = sys.modules.get("epochal.cli")
-    if mod is None or not hasattr(mod, "UserError"):
-        main = sys.modules.get("__main__")
-        if main is not None and hasattr(main, "UserError"):
-            return main
-        import epochal.cli as mod
-    return mod
-
-DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
+from epochal.cli_common import DbOption, UserError, out
 
 streams_app = typer.Typer(no_args_is_help=True, help="The live path on Kafka: broker, publish, worker, status.")
 
@@ -38,7 +24,7 @@ def _bootstrap(value: Optional[str]) -> str:
     try:
         split_bootstrap(b)
     except BrokerError as exc:
-        raise _main_cli().UserError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     return b
 
 
@@ -50,14 +36,14 @@ def broker(port: int = typer.Option(9092, "--port", help="Port on 127.0.0.1."),
     from streams.broker import BrokerError, is_loopback, run_broker_foreground
 
     if not is_loopback(host):
-        raise _main_cli().UserError(f"the development broker listens on loopback addresses only, not {host}")
+        raise UserError(f"the development broker listens on loopback addresses only, not {host}")
     if partitions < 1:
-        raise _main_cli().UserError("--partitions must be at least 1")
+        raise UserError("--partitions must be at least 1")
     try:
-        run_broker_foreground(port, partitions, host, on_ready=lambda b: _main_cli().out.print(
+        run_broker_foreground(port, partitions, host, on_ready=lambda b: out.print(
             f"broker ready at {b} (memory only: a restart loses everything); topics created; Ctrl-C stops it"))
     except BrokerError as exc:
-        raise _main_cli().UserError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
 
 
 @streams_app.command("publish")
@@ -73,18 +59,18 @@ def publish(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) o
 
     for p in paths:
         if not p.exists():
-            raise _main_cli().UserError(f"no such file or folder: {p}")
+            raise UserError(f"no such file or folder: {p}")
     files = expand_paths(paths)
     if not files:
-        raise _main_cli().UserError("no .jsonl event files in the given folders")
+        raise UserError("no .jsonl event files in the given folders")
     b = _bootstrap(bootstrap)
     try:
         wait_for_broker(b, 15.0)
         ensure_topics(b, partitions)
     except BrokerError as exc:
-        raise _main_cli().UserError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     rep = run_publish(files, b, time_order=time_order)
-    _main_cli().out.print(f"published {rep.messages:,} messages from {len(files)} file(s) to {b} in {rep.seconds:.1f} s: "
+    out.print(f"published {rep.messages:,} messages from {len(files)} file(s) to {b} in {rep.seconds:.1f} s: "
               + ", ".join(f"{t} {n:,}" for t, n in sorted(rep.by_topic.items())))
 
 
@@ -108,19 +94,19 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
 
     path = resolve_db_path(db)
     if not path.parent.exists():
-        raise _main_cli().UserError(f"the folder {path.parent} for the store does not exist")
+        raise UserError(f"the folder {path.parent} for the store does not exist")
     if batch < 1:
-        raise _main_cli().UserError("--batch must be at least 1")
+        raise UserError("--batch must be at least 1")
     if not within > 0:
-        raise _main_cli().UserError("--within must be more than 0 seconds")
+        raise UserError("--within must be more than 0 seconds")
     if live_every is not None and not live_every > 0:
-        raise _main_cli().UserError("--live-every must be more than 0 seconds")
+        raise UserError("--live-every must be more than 0 seconds")
     b = _bootstrap(bootstrap)
     try:
         wait_for_broker(b, 15.0)
         ensure_topics(b)
     except BrokerError as exc:
-        raise _main_cli().UserError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     cfg = WorkerConfig(bootstrap=b, db=path, seg_dir=segments or default_segments_dir(path), group=group,
                        batch_max=batch, within_s=within, status_every_s=max(0.5, status_every))
     if live_every is not None:
@@ -140,6 +126,6 @@ def status(db: Optional[Path] = DbOption, segments: Optional[Path] = SegmentsOpt
     seg_dir = segments or default_segments_dir(resolve_db_path(db))
     statuses = read_status(seg_dir)
     if not statuses:
-        raise _main_cli().UserError(f"no worker has reported into {seg_dir} (start one with `epochal streams worker`)")
+        raise UserError(f"no worker has reported into {seg_dir} (start one with `epochal streams worker`)")
     for line in format_status(statuses, pending_segments(seg_dir), read_status(seg_dir, "live")):
-        _main_cli().out.print(line, soft_wrap=True)
+        out.print(line, soft_wrap=True)

@@ -1,0 +1,31 @@
+"""What every `epochal` command module shares: the consoles, the user-error type, common options.
+
+The command modules (`cli.py` and the `cli_*.py` beside it) import this module and never each
+other, except that `cli.py` registers the others' Typer apps: imports point one way.
+
+Nothing read from data or typed by a user is ever interpreted as rich markup: both consoles have
+markup off, so a node id such as `[/x]` prints as itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 150)
+err = Console(stderr=True, highlight=False, markup=False)
+
+DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
+
+
+class UserError(Exception):
+    """A mistake of the caller, reported in one sentence on stderr with a non-zero exit."""
+
+
+def progress(unit: str = "lines") -> Progress:
+    """A progress bar on stderr, shown only on a terminal."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} " + unit),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
