@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 from rich.table import Table
 
-from epochal.cli_common import DbOption, UserError, err, out, progress
+from epochal.cli_common import DbOption, TracesOption, UserError, err, out, progress
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
 from epochal.store import StoreError
@@ -71,11 +71,20 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
     out.print(f"store: {resolve_db_path(db)}")
 
 
+def _trace_source(traces: Optional[Path]) -> str:
+    """What the simulator will read, in words (ValueError when the named traces are unusable)."""
+    from epochal.sim import resolve_data_dir
+
+    d = resolve_data_dir(traces)
+    return "the packaged trace profile" if d is None else f"the traces in {d}"
+
+
 @app.command()
 def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
              hours: int = typer.Option(..., "--hours", help="Hours (reward epochs) to simulate."),
              seed: int = typer.Option(0, "--seed", help="Random seed."),
-             out_dir: Path = typer.Option(..., "--out", help="Folder for the event files and truth.json.")) -> None:
+             out_dir: Path = typer.Option(..., "--out", help="Folder for the event files and truth.json."),
+             traces: Optional[Path] = TracesOption) -> None:
     """Write realistic event files and truth.json (planted farms, spoofers, outages)."""
     try:
         from epochal.sim import simulate as run_simulation
@@ -87,10 +96,11 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
         raise UserError(f"{out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        summary = run_simulation(nodes, hours, seed, out_dir)
+        source = _trace_source(traces)
+        summary = run_simulation(nodes, hours, seed, out_dir, data_dir=traces)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    out.print(f"simulated {nodes:,} nodes over {hours} h (seed {seed}) into {out_dir}")
+    out.print(f"simulated {nodes:,} nodes over {hours} h (seed {seed}) from {source} into {out_dir}")
     if isinstance(summary, dict):
         for k, v in summary.items():
             if isinstance(v, (int, str)):
@@ -101,7 +111,8 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
 def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder for everything the demo writes."),
          nodes: int = typer.Option(300, "--nodes", help="Simulated nodes."),
          hours: int = typer.Option(12, "--hours", help="Simulated hours (reward epochs)."),
-         seed: int = typer.Option(7, "--seed", help="Random seed.")) -> None:
+         seed: int = typer.Option(7, "--seed", help="Random seed."),
+         traces: Optional[Path] = TracesOption) -> None:
     """The main job on the embedded default: simulate, score, close, verify, report."""
     from epochal.replay import replay as run_replay
     from epochal.report import write_report
@@ -121,7 +132,8 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
     with progress() as bar:
         task = bar.add_task(f"simulating {nodes:,} nodes × {hours} h", total=None)
         try:
-            run_simulation(nodes, hours, seed, events_dir)
+            source = _trace_source(traces)
+            run_simulation(nodes, hours, seed, events_dir, data_dir=traces)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         bar.update(task, description="replaying events")
@@ -134,7 +146,7 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
         finally:
             con.close()
     c = report.counts
-    out.print(f"1. simulated {nodes:,} nodes over {hours} h (seed {seed}): events in {events_dir}, "
+    out.print(f"1. simulated {nodes:,} nodes over {hours} h (seed {seed}) from {source}: events in {events_dir}, "
               f"planted truth in {events_dir / 'truth.json'}")
     out.print(f"2. replayed {c.inputs:,} inputs = {c.accepted:,} accepted + {c.duplicates:,} exact duplicates + "
               f"{c.rejected:,} rejected ({', '.join(f'{k} {v}' for k, v in c.by_reason.items()) or 'none'})")
@@ -287,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print("epochal: aborted.")
         sys.exit(130)
     except (UserError, StoreError) as exc:
-        err.print(f"epochal: {exc}.", soft_wrap=True)
+        err.print(f"epochal: {str(exc).rstrip('.')}.", soft_wrap=True)  # one full stop, whoever wrote it
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

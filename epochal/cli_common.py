@@ -19,6 +19,9 @@ out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() e
 err = Console(stderr=True, highlight=False, markup=False)
 
 DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
+TracesOption = typer.Option(None, "--traces", metavar="DIR",
+                            help="Folder of the full alibaba-clusterdata traces for the simulator "
+                                 "(default: $EPOCHAL_DATA_DIR, else the profile packaged with epochal).")
 
 
 class UserError(Exception):

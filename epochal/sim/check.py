@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from .data import DUTY_CYCLE, load_presence, resolve_data_dir
+from .data import load_traces
 
 GENESIS_US = 1_767_225_600_000_000
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
@@ -96,8 +96,9 @@ def run_lengths(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def trace_reference_runs(window: int, step: int = 7, data_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Up-session and gap lengths of the real heartbeat trace seen through windows of `window`
     slots (every container, offsets 0, step, 2·step, ...): what a simulated node observed over
-    `window` slots should look like."""
-    p, _ = load_presence(resolve_data_dir(data_dir) / DUTY_CYCLE)
+    `window` slots should look like. Read from the source the simulator reads (the packaged
+    profile, unless `data_dir` or $EPOCHAL_DATA_DIR names the full traces)."""
+    p = load_traces(data_dir).presence
     s = p.shape[1]
     if window > s:
         return run_lengths(p)

@@ -1,5 +1,8 @@
 """The real traces are really used: heartbeat sessions and gaps follow the duty-cycle trace,
-hardware follows the two inventories plus a consumer share, jobs follow the pod list."""
+hardware follows the two inventories plus a consumer share, jobs follow the pod list.
+
+The references are read from the source the simulator reads (the packaged profile unless
+$EPOCHAL_DATA_DIR names the full traces); test_sim_profile.py holds the profile to the traces."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import orjson
 import polars as pl
 import pytest
 
-from epochal.sim import resolve_data_dir, simulate
+from epochal.sim import load_traces, simulate
 from epochal.sim.check import GENESIS_US, ks_distance, occurred_us, read_dir, run_lengths, trace_reference_runs, up_matrix
 
 TAIL = 7
@@ -43,13 +46,12 @@ def test_sessions_and_gaps_follow_the_trace(tmp_path, nodes, hours, seed):
     assert ks_distance(fake, ref_gaps) > 0.1
 
 
-def test_reference_matches_raw_csv():
+def test_reference_matches_raw_csv(traces_dir):
     """The trace reader agrees with the raw CSV: 143 containers, ~57 s sampling, real gaps."""
     import io
     import tarfile
 
-    d = resolve_data_dir(None)
-    with tarfile.open(d / "v2026-GenAI_pod_gpu_duty_cycle_anon.tar.gz") as tf:
+    with tarfile.open(traces_dir / "v2026-GenAI_pod_gpu_duty_cycle_anon.tar.gz") as tf:
         m = [x for x in tf.getmembers() if x.isfile()][0]
         df = pl.read_csv(io.BytesIO(tf.extractfile(m).read()))
     assert df["container_ip"].n_unique() == 143
@@ -72,9 +74,8 @@ def test_hardware_from_real_inventories(tmp_path):
     events, _ = read_dir(tmp_path)
     claims = Counter(e["gpu_model"] for e in events["nodes.jsonl"] if e["event_type"] == "node.registered")
     counts = Counter(e["gpu_count"] for e in events["nodes.jsonl"] if e["event_type"] == "node.registered")
-    d = resolve_data_dir(None)
-    inv = set(pl.read_csv(d / "v2026-spot-gpu_node_info_df.csv")["gpu_model"].to_list())
-    inv |= set(pl.read_csv(d / "gpu-v2023_csv_openb_node_list_all_node.csv")["model"].drop_nulls().to_list())
+    traces = load_traces()
+    inv = {m for m, _ in traces.inventory_spot} | {m for m, _ in traces.inventory_openb}
     from_inventory = sum(v for k, v in claims.items() if k in inv)
     consumer = sum(v for k, v in claims.items() if "RTX" in k.upper() or "4090" in k or "A6000" in k)
     assert from_inventory > 0.4 * 600 and consumer > 0.15 * 600
@@ -92,9 +93,9 @@ def test_jobs_follow_the_pod_list(tmp_path):
     assert status["succeeded"] > status["failed_user"] > status["cancelled"] > 0
     durs = np.array([(occurred_us(j["ended_at"]) - occurred_us(j["started_at"])) / 1e6 for j in jobs
                      if j["status"] == "succeeded"])
-    pods = pl.read_csv(resolve_data_dir(None) / "gpu-v2023_csv_openb_pod_list_default.csv")
-    pods = pods.filter(pl.col("num_gpu") > 0, pl.col("pod_phase").is_in(["Running", "Succeeded"]))
-    ref = (pods["deletion_time"] - pods["scheduled_time"]).to_numpy().astype(float)
+    pods = load_traces().pods  # GPU pods only; -1 where the trace has no time
+    ran = np.isin(pods["phase"], ["Running", "Succeeded"]) & (pods["scheduled"] >= 0) & (pods["deletion"] >= 0)
+    ref = (pods["deletion"][ran] - pods["scheduled"][ran]).astype(float)
     ref = ref[ref <= 12 * 3600]  # only what can complete inside the window
     # short jobs are more likely to fit in the window, so compare loosely
     assert ks_distance(np.floor(durs), ref) < 0.2
