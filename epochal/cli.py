@@ -72,10 +72,14 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
 
 
 def _trace_source(traces: Optional[Path]) -> str:
-    """What the simulator will read, in words (ValueError when the named traces are unusable)."""
+    """What the simulator will read, in words: the full traces (`--traces`, else $EPOCHAL_DATA_DIR)
+    or the profile packaged with epochal; a user mistake when the named traces are unusable."""
     from epochal.sim import resolve_data_dir
 
-    d = resolve_data_dir(traces)
+    try:
+        d = resolve_data_dir(traces)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     return "the packaged trace profile" if d is None else f"the traces in {d}"
 
 
@@ -94,9 +98,9 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} exists and is not a folder")
+    source = _trace_source(traces)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        source = _trace_source(traces)
         summary = run_simulation(nodes, hours, seed, out_dir, data_dir=traces)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
@@ -124,6 +128,7 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} exists and is not a folder")
+    source = _trace_source(traces)
     events_dir = out_dir / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
     db = out_dir / "epochal.duckdb"
@@ -132,7 +137,6 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
     with progress() as bar:
         task = bar.add_task(f"simulating {nodes:,} nodes × {hours} h", total=None)
         try:
-            source = _trace_source(traces)
             run_simulation(nodes, hours, seed, events_dir, data_dir=traces)
         except ValueError as exc:
             raise UserError(str(exc)) from exc

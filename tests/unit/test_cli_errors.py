@@ -22,6 +22,8 @@ def run(*args, cwd=None):
     (["epoch", "verify", "3", "--db", "{tmp}/missing.duckdb"], "no store at"),
     (["node", "show", "n1", "--db", "{tmp}/nofolder/x.duckdb"], "no store at"),
     (["simulate", "--nodes", "0", "--hours", "2", "--out", "{tmp}/sim"], "at least 1"),
+    (["simulate", "--nodes", "5", "--hours", "1", "--out", "{tmp}/sim", "--traces", "{tmp}/none"], "not found"),
+    (["demo", "--nodes", "5", "--hours", "1", "--out", "{tmp}/demo", "--traces", "{tmp}"], "lacks"),
     (["frobnicate"], "No such command"),
     (["replay", "{tmp}", "--db", "{tmp}/s.duckdb"], "no .jsonl event files"),
 ])
@@ -32,6 +34,7 @@ def test_a_user_mistake_is_one_sentence_on_stderr(tmp_path, args, says):
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, res.stderr
     assert says in lines[0] and lines[0].startswith("epochal: ")
+    assert lines[0].endswith(".") and not lines[0].endswith("..")
 
 
 def test_showing_an_epoch_that_is_not_closed_is_a_user_mistake(tmp_path):
