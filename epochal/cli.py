@@ -18,7 +18,8 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 from rich.table import Table
 
-from epochal.cli_common import DbOption, TracesOption, UserError, err, out, progress
+from epochal.cli_common import DbOption, TracesOption, UserError, err, out, progress, trace_source
+from epochal.cli_demo import demo
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
 from epochal.store import StoreError
@@ -31,6 +32,7 @@ app.add_typer(epoch_app, name="epoch")
 app.add_typer(node_app, name="node")
 app.add_typer(streams_app, name="streams")
 app.add_typer(slashes_app, name="slashes")
+app.command("demo")(demo)
 
 
 def _existing_files(paths: list[Path]) -> list[Path]:
@@ -71,18 +73,6 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
     out.print(f"store: {resolve_db_path(db)}")
 
 
-def _trace_source(traces: Optional[Path]) -> str:
-    """What the simulator will read, in words: the full traces (`--traces`, else $EPOCHAL_DATA_DIR)
-    or the profile packaged with epochal; a user mistake when the named traces are unusable."""
-    from epochal.sim import resolve_data_dir
-
-    try:
-        d = resolve_data_dir(traces)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    return "the packaged trace profile" if d is None else f"the traces in {d}"
-
-
 @app.command()
 def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
              hours: int = typer.Option(..., "--hours", help="Hours (reward epochs) to simulate."),
@@ -98,7 +88,7 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} exists and is not a folder")
-    source = _trace_source(traces)
+    source = trace_source(traces)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         summary = run_simulation(nodes, hours, seed, out_dir, data_dir=traces)
@@ -109,59 +99,6 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
         for k, v in summary.items():
             if isinstance(v, (int, str)):
                 out.print(f"  {k}: {v:,}" if isinstance(v, int) else f"  {k}: {v}")
-
-
-@app.command()
-def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder for everything the demo writes."),
-         nodes: int = typer.Option(300, "--nodes", help="Simulated nodes."),
-         hours: int = typer.Option(12, "--hours", help="Simulated hours (reward epochs)."),
-         seed: int = typer.Option(7, "--seed", help="Random seed."),
-         traces: Optional[Path] = TracesOption) -> None:
-    """The main job on the embedded default: simulate, score, close, verify, report."""
-    from epochal.replay import replay as run_replay
-    from epochal.report import write_report
-    from epochal.sim import simulate as run_simulation
-    from epochal.store import connect
-    from epochal.verify import verify_epoch
-
-    if nodes < 1 or hours < 1:
-        raise UserError("--nodes and --hours must be at least 1")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} exists and is not a folder")
-    source = _trace_source(traces)
-    events_dir = out_dir / "events"
-    events_dir.mkdir(parents=True, exist_ok=True)
-    db = out_dir / "epochal.duckdb"
-    for stale in (db, db.with_name(db.name + ".wal")):
-        stale.unlink(missing_ok=True)  # the demo starts from a clean store every time
-    with progress() as bar:
-        task = bar.add_task(f"simulating {nodes:,} nodes × {hours} h", total=None)
-        try:
-            run_simulation(nodes, hours, seed, events_dir, data_dir=traces)
-        except ValueError as exc:
-            raise UserError(str(exc)) from exc
-        bar.update(task, description="replaying events")
-        report = run_replay([events_dir], db, progress=lambda n: bar.advance(task, n),
-                            on_closed=lambda r: bar.update(task, description=f"closed epoch {r.reward_epoch}"))
-        bar.update(task, description="verifying every closed epoch from the archive")
-        con = connect(db)
-        try:
-            failed = [r.reward_epoch for r in report.closed if verify_epoch(con, r.reward_epoch)]
-        finally:
-            con.close()
-    c = report.counts
-    out.print(f"1. simulated {nodes:,} nodes over {hours} h (seed {seed}) from {source}: events in {events_dir}, "
-              f"planted truth in {events_dir / 'truth.json'}")
-    out.print(f"2. replayed {c.inputs:,} inputs = {c.accepted:,} accepted + {c.duplicates:,} exact duplicates + "
-              f"{c.rejected:,} rejected ({', '.join(f'{k} {v}' for k, v in c.by_reason.items()) or 'none'})")
-    paid = sum(r.epoch_row["allocated_base_units"] for r in report.closed)
-    out.print(f"3. closed {len(report.closed)} reward epochs, {paid:,} base units allocated; store {db}")
-    if failed:
-        raise UserError(f"epochs {failed} did not recompute identically from the archive")
-    out.print(f"4. verified all {len(report.closed)} epochs: recomputed from the archive, manifests identical")
-    page = write_report(db, out_dir / "report.html", title=f"epochal demo: {nodes} nodes × {hours} h",
-                        truth=events_dir / "truth.json")
-    out.print(f"5. report: {page}")
 
 
 @epoch_app.command("close")

@@ -28,6 +28,18 @@ class UserError(Exception):
     """A mistake of the caller, reported in one sentence on stderr with a non-zero exit."""
 
 
+def trace_source(traces) -> str:
+    """What the simulator will read, in words: the full traces (`--traces`, else $EPOCHAL_DATA_DIR)
+    or the profile packaged with epochal; a user mistake when the named traces are unusable."""
+    from epochal.sim import resolve_data_dir  # the simulator loads numpy and its profile: only when asked
+
+    try:
+        d = resolve_data_dir(traces)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    return "the packaged trace profile" if d is None else f"the traces in {d}"
+
+
 def progress(unit: str = "lines") -> Progress:
     """A progress bar on stderr, shown only on a terminal."""
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} " + unit),

@@ -1,0 +1,220 @@
+"""`epochal demo`: the whole job on the embedded default, as a flat list of stages.
+
+A stage is a small function `stage_*(run, meter) -> str` that does one step of the job through the
+other parts' own Python functions (never a subprocess), records what it found on the `DemoRun`,
+and returns one line for the summary. `run_stages` runs them in order; the first that raises ends
+the demo as a `StageFailed` naming the stage and why, and nothing after it runs. A check that does
+not hold (an epoch that does not recompute, a reconciliation difference) is a `DemoCheckFailed`
+raised by the stage that made it.
+
+The order is the order of the job (issue 19):
+1. simulate a network from the traces (planted farms, spoofers, outages, fleets);
+2. replay it into a fresh DuckDB store, close every ready epoch (and publish it, once the store
+   publishes closes);
+3. verify every closed epoch by recomputing it;
+4. write `DIR/report.html`.
+The treasury (validate, settle, reconcile), the farming investigation and the published-folder
+verification join this list as their parts land; `DEMO_STAGES` is the list.
+
+Everything the demo writes lives under its `--out` folder, which it clears of its own previous
+outputs first (the store, its published folder, the treasury's files), never of anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from epochal import store
+from epochal.replay import ReplayReport, replay
+from epochal.report import ReportData, write_report
+from epochal.sim import simulate
+from epochal.verify import verify_epoch
+
+
+class Meter(Protocol):
+    """What a stage may tell about its progress (the command line shows it as a rich bar)."""
+
+    def total(self, n: int | None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class NullMeter:
+    def total(self, n: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+class DemoCheckFailed(Exception):
+    """A check of the demo did not hold (the stage says which, in one sentence)."""
+
+
+class StageFailed(Exception):
+    """Stage `number` (`key`) failed; `reason` is one sentence."""
+
+    def __init__(self, number: int, key: str, reason: str, unexpected: bool = False) -> None:
+        super().__init__(f"demo stage {number} ({key}) failed: {reason}")
+        self.number, self.key, self.reason, self.unexpected = number, key, reason, unexpected
+
+
+@dataclass
+class DemoRun:
+    """The demo's options, the paths it writes, and what each stage found."""
+
+    out_dir: Path
+    nodes: int
+    hours: int
+    seed: int
+    traces: Path | None = None
+    source: str = "the packaged trace profile"  # what the simulator reads, in words
+    # filled by the stages
+    sim_summary: dict = field(default_factory=dict)
+    replay_report: ReplayReport | None = None
+    verified: list[int] = field(default_factory=list)
+    report_path: Path | None = None
+    summaries: list[tuple[int, str, str, float]] = field(default_factory=list)  # (n, key, line, seconds)
+
+    @property
+    def events_dir(self) -> Path:
+        return self.out_dir / "events"
+
+    @property
+    def truth_path(self) -> Path:
+        return self.events_dir / "truth.json"
+
+    @property
+    def db(self) -> Path:
+        return self.out_dir / "epochal.duckdb"
+
+    @property
+    def closed_epochs(self) -> list[int]:
+        return [r.reward_epoch for r in self.replay_report.closed] if self.replay_report else []
+
+    def truth(self) -> dict:
+        return json.loads(self.truth_path.read_text())
+
+    def written(self) -> list[tuple[str, Path]]:
+        """What the demo wrote, for the summary (only what exists)."""
+        paths = [("events and truth", self.events_dir), ("store", self.db), ("report", self.out_dir / "report.html")]
+        return [(what, p) for what, p in paths if p.exists()]
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    title: str
+    run: Callable[[DemoRun, Meter], str]
+
+
+def clear_previous_outputs(run: DemoRun) -> None:
+    """The demo starts from a clean store every time: remove what an earlier demo in the same
+    folder wrote (its store and the files derived from the store's name), nothing else."""
+    for stale in (run.db, run.db.with_name(run.db.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    page = run.out_dir / "report.html"
+    if page.is_file():
+        page.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# the stages, in order
+# ---------------------------------------------------------------------------------------------
+
+def stage_simulate(run: DemoRun, meter: Meter) -> str:
+    meter.total(1000)
+    done = [0]
+
+    def moved(fraction: float) -> None:
+        now = int(fraction * 1000)
+        meter.advance(now - done[0])
+        done[0] = now
+
+    run.events_dir.mkdir(parents=True, exist_ok=True)
+    run.sim_summary = simulate(run.nodes, run.hours, run.seed, run.events_dir, data_dir=run.traces, progress=moved)
+    planted = run.sim_summary.get("planted_nodes", {})
+    plants = ", ".join(f"{n} {kind} nodes" for kind, n in planted.items() if n)
+    return (f"simulated {run.nodes:,} nodes over {run.hours} h (seed {run.seed}) from {run.source}: "
+            f"{run.sim_summary.get('lines', 0):,} event lines; planted {plants or 'nothing'}")
+
+
+def stage_replay(run: DemoRun, meter: Meter) -> str:
+    meter.total(run.sim_summary.get("lines") or None)
+    run.replay_report = replay([run.events_dir], run.db, progress=meter.advance,
+                               on_closed=lambda r: meter.note(f"closed epoch {r.reward_epoch}"))
+    c = run.replay_report.counts
+    closed = run.replay_report.closed
+    if not closed:
+        raise DemoCheckFailed("no reward epoch closed (the simulation is too short for the ping watermark "
+                              "to pass an epoch's end)")
+    paid = sum(r.epoch_row["allocated_base_units"] for r in closed)
+    reasons = ", ".join(f"{k} {v:,}" for k, v in c.by_reason.items()) or "none"
+    return (f"replayed {c.inputs:,} inputs = {c.accepted:,} accepted + {c.duplicates:,} exact duplicates + "
+            f"{c.rejected:,} rejected ({reasons}); closed {len(closed)} reward epochs "
+            f"{closed[0].reward_epoch}..{closed[-1].reward_epoch}, {paid:,} base units allocated")
+
+
+def stage_verify(run: DemoRun, meter: Meter) -> str:
+    epochs = run.closed_epochs
+    meter.total(len(epochs))
+    con = store.connect(run.db, create=False)
+    try:
+        for e in epochs:
+            differences = verify_epoch(con, e)
+            if differences:
+                raise DemoCheckFailed(f"epoch {e} does not recompute identically from the archive: {differences[0]}"
+                                      + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))
+            run.verified.append(e)
+            meter.advance()
+    finally:
+        con.close()
+    return f"verified all {len(epochs)} epochs: recomputed from the archive, manifests and every row identical"
+
+
+def stage_report(run: DemoRun, meter: Meter) -> str:
+    meter.total(None)
+    data = ReportData(
+        title=f"epochal demo: {run.nodes:,} nodes × {run.hours} h (seed {run.seed})",
+        truth=run.truth() if run.truth_path.exists() else None,
+        verified=list(run.verified),
+        verified_from="the archive in the store",
+        stages=[(n, key, line) for n, key, line, _ in run.summaries],
+    )
+    run.report_path = write_report(run.db, run.out_dir / "report.html", data)
+    return f"report: {run.report_path}"
+
+
+DEMO_STAGES: tuple[Stage, ...] = (
+    Stage("simulate", "simulating the network", stage_simulate),
+    Stage("replay", "replaying, closing every ready epoch", stage_replay),
+    Stage("verify", "verifying every closed epoch", stage_verify),
+    Stage("report", "writing the report", stage_report),
+)
+
+
+def run_stages(run: DemoRun, stages: tuple[Stage, ...] | list[Stage] = DEMO_STAGES,
+               meter_for: Callable[[int, Stage], Meter] | None = None,
+               on_done: Callable[[int, Stage, str, float], None] | None = None) -> DemoRun:
+    """Run `stages` in order; raise `StageFailed` at the first one that fails."""
+    for number, stage in enumerate(stages, 1):
+        meter = meter_for(number, stage) if meter_for else NullMeter()
+        t0 = time.perf_counter()
+        try:
+            line = stage.run(run, meter)
+        except DemoCheckFailed as exc:
+            raise StageFailed(number, stage.key, str(exc)) from exc
+        except Exception as exc:  # any other failure still names its stage, with the error's own words
+            raise StageFailed(number, stage.key, f"{type(exc).__name__}: {exc}", unexpected=True) from exc
+        seconds = time.perf_counter() - t0
+        run.summaries.append((number, stage.key, line, seconds))
+        if on_done:
+            on_done(number, stage, line, seconds)
+    return run

@@ -1,0 +1,120 @@
+"""`epochal demo` end to end at a small size: every stage runs, the report has every section,
+a failing stage says which and why and exits non-zero."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from demokit import HOURS, NODES, small_demo  # noqa: F401  (the session's demo run)
+from epochal.demo import DEMO_STAGES, DemoCheckFailed, DemoRun, Stage, StageFailed, run_stages
+
+# the report's sections, by their id, in page order
+SECTIONS = ["run", "inputs", "emission", "reputation", "uptime", "slashes", "verification", "earners",
+            "unpaid", "truth"]
+
+
+def test_the_demo_runs_every_stage_and_says_what_it_wrote(small_demo):
+    assert small_demo.returncode == 0, small_demo.stdout + small_demo.stderr
+    lines = small_demo.stdout.splitlines()
+    for number, stage in enumerate(DEMO_STAGES, 1):
+        assert any(line.startswith(f"{number}. ") for line in lines), (stage.key, small_demo.stdout)
+    assert f"simulated {NODES} nodes over {HOURS} h" in small_demo.stdout
+    assert "from the packaged trace profile" in small_demo.stdout or "from the traces in" in small_demo.stdout
+    assert f"verified all {HOURS} epochs" in small_demo.stdout
+    assert f"report: {small_demo.report}" in small_demo.stdout
+    for path in (small_demo.out / "events", small_demo.out / "epochal.duckdb", small_demo.report):
+        assert str(path) in small_demo.stdout and path.exists()
+
+
+def test_the_report_has_every_section_with_its_pictures(small_demo):
+    page = small_demo.report.read_text()
+    ids = re.findall(r'<section id="([a-z]+)">', page)
+    assert ids == SECTIONS
+    section = dict(zip(ids, re.split(r'<section id="[a-z]+">', page)[1:]))
+    assert section["emission"].count("<rect") >= 3 * HOURS  # three stacked parts per epoch
+    assert "<polyline" in section["emission"]
+    assert section["reputation"].count("<rect") > 10
+    assert 'src="data:image/png;base64,' in section["uptime"]
+    assert "hardware_fraud" in section["slashes"]  # seed 3 plants spoofers
+    assert "farm" in section["truth"] and "spoofer" in section["truth"]
+    # self-contained: nothing is fetched
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<script" not in page
+
+
+def test_the_uptime_heat_map_is_a_valid_png_of_every_node_and_slot(small_demo):
+    import base64
+    import struct
+    import zlib
+
+    page = small_demo.report.read_text()
+    data = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert height == NODES and width == 8 + HOURS * 60
+    idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
+    raw = zlib.decompress(idat)
+    assert len(raw) == height * (1 + 3 * width)
+
+
+def _number(key: str) -> int:
+    return [s.key for s in DEMO_STAGES].index(key) + 1
+
+
+def _stage(key, fn):
+    return Stage(key, key, fn)
+
+
+def test_a_failing_stage_is_named_with_its_reason_and_nothing_after_it_runs(tmp_path):
+    ran = []
+
+    def ok(run, meter):
+        ran.append("ok")
+        return "fine"
+
+    def check(run, meter):
+        raise DemoCheckFailed("epoch 3 does not recompute identically")
+
+    def boom(run, meter):
+        raise KeyError("x")
+
+    run = DemoRun(out_dir=tmp_path, nodes=1, hours=1, seed=0)
+    with pytest.raises(StageFailed) as exc:
+        run_stages(run, [_stage("first", ok), _stage("verify", check), _stage("later", ok)])
+    assert str(exc.value) == "demo stage 2 (verify) failed: epoch 3 does not recompute identically"
+    assert not exc.value.unexpected and ran == ["ok"]
+    with pytest.raises(StageFailed) as exc:
+        run_stages(DemoRun(out_dir=tmp_path, nodes=1, hours=1, seed=0), [_stage("settle", boom)])
+    assert str(exc.value) == "demo stage 1 (settle) failed: KeyError: 'x'" and exc.value.unexpected
+
+
+def test_the_command_exits_non_zero_naming_the_failed_stage(tmp_path, monkeypatch):
+    from epochal import demo
+    from epochal.cli import app
+
+    monkeypatch.setattr(demo, "verify_epoch", lambda con, e: [f"reward_epochs.allocated_base_units of {e} differ"])
+    res = CliRunner().invoke(app, ["demo", "--nodes", "20", "--hours", "2", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, Exception)
+    n = _number("verify")
+    assert f"demo stage {n} (verify) failed: epoch 0 does not recompute identically" in str(res.exception)
+
+
+def test_an_unexpected_error_keeps_its_traceback_in_a_log_not_on_the_screen(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    # the report stage breaks: the store is fine, the page cannot be written
+    out = tmp_path / "d"
+    (out / "report.html").mkdir(parents=True)
+    (out / "report.html" / "keep").write_text("a folder where the page goes")
+    res = subprocess.run([sys.executable, "-m", "epochal.cli", "demo", "--nodes", "20", "--hours", "2",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"epochal: demo stage {_number('report')} (report) failed: "), res.stderr
+    assert "Traceback" not in res.stderr
+    assert "Traceback" in (out / "demo-error.log").read_text()
