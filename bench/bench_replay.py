@@ -6,7 +6,7 @@ node every 12 h, so every closed epoch scores, allocates and writes real rewards
 
 Measured, each in a fresh process (peak RSS is the process's own):
 - the subject: `epochal.replay.replay([file], fresh_db)` — ingest, archive, close every ready
-  epoch, checkpoint — timed around the call;
+  epoch, publish it (`store.published`, into a fresh folder), checkpoint — timed around the call;
 - the floor: `polars.read_ndjson(path, infer_schema_length=None)` on the same file.
 Subject and floor alternate, `REPEATS` times each; the best of each counts (the machine is
 noisy). Budget: replay ≤ 3× the floor.
@@ -74,6 +74,7 @@ def generate(path: str, nodes: int, hours: int) -> dict:
 def _fresh(db: Path) -> None:
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
+    shutil.rmtree(str(db) + ".published", ignore_errors=True)  # each run publishes its epochs anew
 
 
 def run(quick: bool, workdir: Path | None = None) -> list[Row]:

@@ -18,8 +18,9 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 from rich.table import Table
 
-from epochal.cli_common import DbOption, TracesOption, UserError, err, out, progress, trace_source
+from epochal.cli_common import DbOption, PublishOption, TracesOption, UserError, err, out, progress, trace_source
 from epochal.cli_demo import demo
+from epochal.cli_published import print_published, publish_command, verify_from_folder
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
 from epochal.store import StoreError
@@ -33,6 +34,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(streams_app, name="streams")
 app.add_typer(slashes_app, name="slashes")
 app.command("demo")(demo)
+epoch_app.command("publish")(publish_command)
 
 
 def _existing_files(paths: list[Path]) -> list[Path]:
@@ -44,8 +46,8 @@ def _existing_files(paths: list[Path]) -> list[Path]:
 
 @app.command()
 def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or folders of them."),
-           db: Optional[Path] = DbOption) -> None:
-    """Process event files in the embedded engine and close every epoch that is ready."""
+           db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption) -> None:
+    """Process event files in the embedded engine, close every epoch that is ready, publish it."""
     from epochal.replay import expand_paths, replay as run_replay
     from epochal.store import resolve_db_path
 
@@ -55,7 +57,8 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
     with progress() as bar:
         task = bar.add_task("reading events", total=None)
         report = run_replay(files, db, progress=lambda n: bar.advance(task, n),
-                            on_closed=lambda r: bar.update(task, description=f"closed epoch {r.reward_epoch}"))
+                            on_closed=lambda r: bar.update(task, description=f"closed epoch {r.reward_epoch}"),
+                            publish=publish)
     c = report.counts
     out.print(f"read {len(files)} file(s): {c.inputs:,} inputs = {c.accepted:,} accepted + "
               f"{c.duplicates:,} exact duplicates + {c.rejected:,} rejected"
@@ -71,6 +74,7 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
     else:
         out.print("no epoch is ready to close (the ping watermark has not passed one)")
     out.print(f"store: {resolve_db_path(db)}")
+    print_published(report.published, report.publish_root)
 
 
 @app.command()
@@ -102,21 +106,28 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
 
 
 @epoch_app.command("close")
-def epoch_close(db: Optional[Path] = DbOption) -> None:
-    """Close every epoch the ping watermark has passed, in order."""
+def epoch_close(db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption) -> None:
+    """Close every epoch the ping watermark has passed, in order, and publish it."""
     from epochal import store
     from payouts.close import close_ready_epochs
+    from store.published import Publisher, published_root
 
     con = store.connect(db, create=False)
+    root = published_root(db, publish)
+    publisher = Publisher(con, root)
     try:
-        results = close_ready_epochs(con)
+        publisher.start()  # an epoch closed but not published yet (a crash) is published too
+        results = close_ready_epochs(con, on_closed=lambda r: publisher.closed(r.reward_epoch))
+        published = publisher.finish()
     finally:
+        publisher.close()
         con.close()
     if not results:
         out.print("no epoch is ready to close")
     for r in results:
         out.print(f"closed epoch {r.reward_epoch}: {r.epoch_row['allocated_base_units']:,} allocated, "
                   f"{r.epoch_row['eligible_nodes']:,} eligible, manifest {r.epoch_row['manifest_sha256'][:16]}…")
+    print_published(published, root)
 
 
 @epoch_app.command("show")
@@ -167,10 +178,16 @@ def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optiona
 
 
 @epoch_app.command("verify")
-def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optional[Path] = DbOption) -> None:
+def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optional[Path] = DbOption,
+                 published: Optional[Path] = typer.Option(
+                     None, "--published", help="Re-derive the epoch from this published folder alone (no store).")
+                 ) -> None:
     """Recompute one closed epoch from the archive alone and compare it with what was written."""
     from epochal import store
     from epochal.verify import verify_epoch
+
+    if published is not None:
+        return verify_from_folder(reward_epoch, published)
 
     con = store.connect(db, create=False)
     try:

@@ -22,6 +22,8 @@ DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, els
 TracesOption = typer.Option(None, "--traces", metavar="DIR",
                             help="Folder of the full alibaba-clusterdata traces for the simulator "
                                  "(default: $EPOCHAL_DATA_DIR, else the profile packaged with epochal).")
+PublishOption = typer.Option(None, "--publish",
+                             help="The published folder (default: $EPOCHAL_PUBLISH, else <db>.published).")
 
 
 class UserError(Exception):

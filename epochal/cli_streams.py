@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from epochal.cli_common import DbOption, UserError, out
+from epochal.cli_common import DbOption, PublishOption, UserError, out
 
 streams_app = typer.Typer(no_args_is_help=True, help="The live path on Kafka: broker, publish, worker, status.")
 
@@ -85,6 +85,7 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
                None, "--live-every", help="Seconds between live node-state updates and live snapshots"
                " (default $EPOCHAL_STREAMS_LIVE_EVERY_S or 10)."),
            worker_id: Optional[str] = typer.Option(None, "--worker-id", help="Name in logs and status files."),
+           publish: Optional[Path] = PublishOption,
            status_every: float = typer.Option(10.0, "--status-every",
                                               help="Seconds between status lines (and status file updates).")) -> None:
     """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
@@ -108,7 +109,7 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
     except BrokerError as exc:
         raise UserError(str(exc)) from exc
     cfg = WorkerConfig(bootstrap=b, db=path, seg_dir=segments or default_segments_dir(path), group=group,
-                       batch_max=batch, within_s=within, status_every_s=max(0.5, status_every))
+                       batch_max=batch, within_s=within, status_every_s=max(0.5, status_every), publish=publish)
     if live_every is not None:
         cfg.live_every_s = live_every
     if worker_id:

@@ -9,12 +9,12 @@ raised by the stage that made it.
 
 The order is the order of the job (issue 19):
 1. simulate a network from the traces (planted farms, spoofers, outages, fleets);
-2. replay it into a fresh DuckDB store, close every ready epoch (and publish it, once the store
-   publishes closes);
+2. replay it into a fresh DuckDB store, close every ready epoch and publish it (`DIR/epochal.duckdb.published`);
 3. verify every closed epoch by recomputing it;
-4. write `DIR/report.html`.
-The treasury (validate, settle, reconcile), the farming investigation and the published-folder
-verification join this list as their parts land; `DEMO_STAGES` is the list.
+4. verify every published epoch again from the published folder alone, with no store;
+5. write `DIR/report.html`.
+The treasury (validate, settle, reconcile) and the farming investigation join this list as
+their parts land; `DEMO_STAGES` is the list.
 
 Everything the demo writes lives under its `--out` folder, which it clears of its own previous
 outputs first (the store, its published folder, the treasury's files), never of anything else.
@@ -23,6 +23,7 @@ outputs first (the store, its published folder, the treasury's files), never of 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from epochal.replay import ReplayReport, replay
 from epochal.report import ReportData, write_report
 from epochal.sim import simulate
 from epochal.verify import verify_epoch
+from epochal.verify_published import verify_published_epoch
 
 
 class Meter(Protocol):
@@ -96,6 +98,10 @@ class DemoRun:
         return self.out_dir / "epochal.duckdb"
 
     @property
+    def published(self) -> Path:
+        return self.out_dir / "epochal.duckdb.published"
+
+    @property
     def closed_epochs(self) -> list[int]:
         return [r.reward_epoch for r in self.replay_report.closed] if self.replay_report else []
 
@@ -104,7 +110,8 @@ class DemoRun:
 
     def written(self) -> list[tuple[str, Path]]:
         """What the demo wrote, for the summary (only what exists)."""
-        paths = [("events and truth", self.events_dir), ("store", self.db), ("report", self.out_dir / "report.html")]
+        paths = [("events and truth", self.events_dir), ("store", self.db), ("published epochs", self.published),
+                 ("report", self.out_dir / "report.html")]
         return [(what, p) for what, p in paths if p.exists()]
 
 
@@ -120,6 +127,8 @@ def clear_previous_outputs(run: DemoRun) -> None:
     folder wrote (its store and the files derived from the store's name), nothing else."""
     for stale in (run.db, run.db.with_name(run.db.name + ".wal")):
         stale.unlink(missing_ok=True)
+    if run.published.is_dir():
+        shutil.rmtree(run.published)  # (the old folder is another store's: publishing would refuse it)
     page = run.out_dir / "report.html"
     if page.is_file():
         page.unlink()
@@ -149,7 +158,8 @@ def stage_simulate(run: DemoRun, meter: Meter) -> str:
 def stage_replay(run: DemoRun, meter: Meter) -> str:
     meter.total(run.sim_summary.get("lines") or None)
     run.replay_report = replay([run.events_dir], run.db, progress=meter.advance,
-                               on_closed=lambda r: meter.note(f"closed epoch {r.reward_epoch}"))
+                               on_closed=lambda r: meter.note(f"closed epoch {r.reward_epoch}"),
+                               publish=run.published)  # under --out, whatever $EPOCHAL_PUBLISH says
     c = run.replay_report.counts
     closed = run.replay_report.closed
     if not closed:
@@ -179,6 +189,19 @@ def stage_verify(run: DemoRun, meter: Meter) -> str:
     return f"verified all {len(epochs)} epochs: recomputed from the archive, manifests and every row identical"
 
 
+def stage_verify_published(run: DemoRun, meter: Meter) -> str:
+    epochs = run.replay_report.published if run.replay_report else []
+    meter.total(len(epochs))
+    for e in epochs:
+        differences = verify_published_epoch(run.published, e)
+        if differences:
+            raise DemoCheckFailed(f"epoch {e} as published does not re-derive from the folder alone: {differences[0]}"
+                                  + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))
+        meter.advance()
+    return (f"verified all {len(epochs)} published epochs from {run.published} alone (no store): every file "
+            "matches its manifest, every row and manifest re-derived from the published inputs")
+
+
 def stage_report(run: DemoRun, meter: Meter) -> str:
     meter.total(None)
     data = ReportData(
@@ -196,6 +219,7 @@ DEMO_STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulating the network", stage_simulate),
     Stage("replay", "replaying, closing every ready epoch", stage_replay),
     Stage("verify", "verifying every closed epoch", stage_verify),
+    Stage("verify_published", "verifying every epoch from the published folder alone", stage_verify_published),
     Stage("report", "writing the report", stage_report),
 )
 

@@ -13,7 +13,9 @@ It adds nothing to the rules. Each step:
 3. feeds each `epochal.pings` partition's highest accepted ping time to the per-partition
    watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
    very close the batch replay runs;
-4. publishes what changed: `epochal.rejected` (raw message, topic, reason), `epochal.scores`
+4. publishes each closed epoch into the published folder (`store.published`, right after the
+   store commit; an epoch a crash left unpublished too), then what changed on Kafka:
+   `epochal.rejected` (raw message, topic, reason), `epochal.scores`
    (each closed epoch's node rows) and `epochal.slashes` (decision rows not published yet, or
    whose status changed); and, every `live_every_s` or once no message has come for
    `quiet_s`, but never more than `live_rows_per_s` (node, epoch) rows a second on average
@@ -46,6 +48,7 @@ from scoring.timing import get_epoch_end_us
 from streams import live
 from streams.segments import Message, list_segments, read_segment, write_segment
 from streams.watermark import PartitionWatermark
+from store.published import PublishError, publish_pending, published_root
 
 log = logging.getLogger("epochal.streams")
 
@@ -83,8 +86,12 @@ class StepReport:
 class Closer:
     def __init__(self, con, seg_dir: Path, cfg: RulesetConfig = RULESET_V1, outputs=None,
                  live_every_s: float = 10.0, crash_hook=None, quiet_s: float = 2.0,
-                 live_updates: bool = True, live_rows_per_s: float = 2000.0) -> None:
+                 live_updates: bool = True, live_rows_per_s: float = 2000.0, publish_root: Path | None = None) -> None:
         self.con = con
+        # the published folder (None: publish nothing); the first step completes what a crash left
+        self.publish_root = Path(publish_root) if publish_root is not None else None
+        self._publish_due, self._publish_tried = self.publish_root is not None, 0.0
+        self.published_epochs: list[int] = []
         self.seg_dir = Path(seg_dir)
         self.cfg = cfg
         self.outputs = outputs
@@ -123,9 +130,10 @@ class Closer:
         self._out_prev: list[concurrent.futures.Future] = []  # the previous step's jobs
 
     @classmethod
-    def open(cls, db, seg_dir: Path, **kw) -> "Closer":
-        """Raises `store.StoreError` when another process holds the store."""
-        return cls(store.connect(db), seg_dir, **kw)
+    def open(cls, db, seg_dir: Path, publish: Path | None = None, **kw) -> "Closer":
+        """Raises `store.StoreError` when another process holds the store. Publishes into
+        `publish` (default `$EPOCHAL_PUBLISH`, else `<db>.published`)."""
+        return cls(store.connect(db), seg_dir, publish_root=published_root(db, publish), **kw)
 
     def close(self) -> None:
         try:
@@ -235,6 +243,7 @@ class Closer:
                     mono - self._last_message >= self.quiet_s and since >= self._live_gap_s):
                 self._last_live = mono
                 self._live_gap_s = self._publish_node_slots() / self.live_rows_per_s
+        results = []
         if wm is not None and self._epoch_ready(wm):
             self.crash_hook("before_close")
             results = close_ready_epochs(self.con, self.cfg, watermark_us=wm,
@@ -243,8 +252,12 @@ class Closer:
             if results:
                 rep.closed = [r.reward_epoch for r in results]
                 self.last_closed = results[-1].reward_epoch
-                self._publish_closed(results)
-                self._publish_slashes()
+                self._publish_due = self.publish_root is not None
+        if self._publish_due:
+            self._publish_folder()
+        if results:
+            self._publish_closed(results)
+            self._publish_slashes()
         if self.outputs is not None and self._out_jobs:
             # (a step that handed nothing over, e.g. a tick's, must not wait for the previous
             # step's outputs: they are meant to overlap the next archive step)
@@ -331,6 +344,19 @@ class Closer:
             raise
 
     # -- outputs -----------------------------------------------------------------------------
+    def _publish_folder(self) -> None:
+        """Every closed epoch not yet in the published folder, after the store commit. A folder
+        that cannot be written (full disk, another store's folder) never stops the archive:
+        it is logged and tried again every 10 s; the next success completes it."""
+        if time.monotonic() - self._publish_tried < 10.0 and self._publish_tried:
+            return
+        try:
+            self.published_epochs += publish_pending(self.con, self.publish_root)
+            self._publish_due, self._publish_tried = False, 0.0
+        except (OSError, PublishError) as exc:
+            self._publish_tried = time.monotonic()
+            log.warning("closed epochs not published into %s (tried again later): %s", self.publish_root, exc)
+
     def _publish_closed(self, results) -> None:
         """One `epochal.scores` message per node of each closed epoch, the node's score row plus
         what it was paid. Built columnar: the JSON lines come from polars in one call (the same
@@ -447,6 +473,7 @@ class Closer:
                 "archived_through_seq": self._archived_hi,
                 "live_published_through_seq": self.live_published_through,
                 "live_rows_published": self.live_rows, "live_busy_s": round(self.live_busy_s, 3),
+                "last_published_epoch": self.published_epochs[-1] if self.published_epochs else None,
                 **self.wm.snapshot(now_s)}
 
 

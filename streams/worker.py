@@ -89,6 +89,7 @@ class WorkerConfig:
     # up to 5 ms behind faust's and the outputs' threads. Measured: a step beside a busy Python
     # thread took 17.9 s at 5 ms, 3.0 s at 0.2 ms (1.7 s alone); bench_stream +3-4 %.
     gil_switch_interval_s: float = 0.0002
+    publish: Path | None = None  # the published folder (None: $EPOCHAL_PUBLISH, else <db>.published)
 
 
 def default_segments_dir(db: Path) -> Path:
@@ -172,7 +173,7 @@ class Pipeline:
             self.closer = Closer.open(self.cfg.db, self.cfg.seg_dir, cfg=RULESET_V1, outputs=self.outputs,
                                       live_every_s=self.cfg.live_every_s, crash_hook=self.crash,
                                       live_updates=self.live_updates,
-                                      live_rows_per_s=self.cfg.live_rows_per_s)
+                                      live_rows_per_s=self.cfg.live_rows_per_s, publish=self.cfg.publish)
         except store.StoreError as exc:
             log.info("not the closer (%s); writing segments only", exc)
             return

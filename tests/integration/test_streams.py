@@ -18,7 +18,9 @@ start-ups (a group join on this broker takes several seconds):
 - a worker that only writes segments, killed after its 2nd segment (offsets not committed),
   restarted as the closer: it archives the segments, skips Kafka's re-deliveries by offset,
   ends identical;
-- two workers in one group (shared segment folder, one closer): identical to one worker.
+- two workers in one group (shared segment folder, one closer): identical to one worker;
+- the published folder (issue 14): the stream publishes the files a replay publishes, but for
+  the columns that record the stream's own clock and arrival order.
 """
 
 from __future__ import annotations
@@ -251,6 +253,73 @@ def test_parity_with_replay(single_run, replayed):
         assert live["slash_decisions"] == replayed["slash_decisions"]
 
 
+@pytest.fixture(scope="module")
+def replay_folder(sim_dir, tmp_path_factory) -> Path:
+    from epochal.replay import replay
+
+    db = tmp_path_factory.mktemp("replaypub") / "r.duckdb"
+    replay([sim_dir], db)
+    return Path(str(db) + ".published")
+
+
+# the columns of the published files that record the stream's own clock and arrival order
+STREAM_CLOCK = {"reward_epochs.parquet": ["closed_at", "input_arrival_seq", "watermark_us"]}
+SAME_BYTES = ("node_epoch_scores", "epoch_rewards", "ledger_entries", "slash_decisions", "nodes")
+
+
+def assert_same_published_outputs(root: Path, want_root: Path) -> list[int]:
+    """Every epoch published in `root` is in `want_root` with the same output files (the same
+    bytes), the same epoch row but for the stream's clock, the same manifest but for the
+    arrival range and the hashes of the files it changes. Returns the epochs."""
+    import polars as pl
+    from store import published as pub
+
+    got, want = pub.list_epochs(root), pub.list_epochs(want_root)
+    assert got and got == want[:len(got)], (got, want)
+    for e in got:
+        a, b = pub.epoch_files(root, e), pub.epoch_files(want_root, e)
+        for name in SAME_BYTES:
+            assert a[name].read_bytes() == b[name].read_bytes(), (e, name)
+        drop = STREAM_CLOCK["reward_epochs.parquet"]
+        assert pl.read_parquet(a["reward_epochs"]).drop(drop).equals(pl.read_parquet(b["reward_epochs"]).drop(drop))
+        ma, mb = pub.read_manifest(root, e), pub.read_manifest(want_root, e)
+        for m in (ma, mb):
+            for k in ("arrival_range", "previous_manifest_sha256"):
+                m.pop(k)
+            m["files"] = [f for f in m["files"] if f["name"] not in ("inputs.parquet", "rejected_events.parquet",
+                                                                      "reward_epochs.parquet")]
+        assert ma == mb, e
+    return got
+
+
+def test_the_stream_publishes_the_files_a_replay_publishes(single_run, replay_folder):
+    """Fed the same time-ordered events, the stream worker publishes every epoch it closes with
+    the replay's output files, byte for byte; its inputs, spread over its epochs in the order
+    they arrived, are the events the replay's closes read (and none the replay lacks)."""
+    import polars as pl
+    from scoring.timing import get_epoch_end_us
+    from store import published as pub
+
+    live_root = Path(str(single_run["db"]) + ".published")
+    epochs = assert_same_published_outputs(live_root, replay_folder)
+    assert len(epochs) >= 4
+    spread = pub.scan(live_root, "inputs").group_by("published_epoch").len().collect()
+    assert spread.height > 1  # a stream spreads its inputs over its closes (a replay: all in the first)
+    last_end = get_epoch_end_us(epochs[-1])
+    cols = [c for c in pub.scan(replay_folder, "inputs").collect_schema().names()
+            if c not in ("arrival_seq", "published_epoch")]
+    live = pub.scan(live_root, "inputs").select(cols).collect()
+    rep = pub.scan(replay_folder, "inputs").select(cols).collect()
+
+    def read_by_closes(f: pl.DataFrame) -> pl.DataFrame:
+        ping = pl.col("event_type") == "ping"
+        return f.filter((ping & (pl.col("reward_epoch") <= epochs[-1]))
+                        | (~ping & (pl.col("occurred_at_us") < last_end))).sort("event_id")
+
+    assert read_by_closes(live).equals(read_by_closes(rep))
+    assert live.join(rep, on=cols, how="anti", nulls_equal=True).is_empty()
+
+
 def test_manifests_identical(single_run, tmp_path_factory, sim_dir):
     from epochal.replay import replay
 
@@ -428,6 +497,8 @@ def test_crash_restart_identical(kafka_broker, published, single_run, tmp_path_f
         if w4.alive():
             w4.kill9()
     assert stream_outputs(db) == stream_outputs(single_run["db"])
+    # the published folder was completed after each kill: the same files as the clean run's
+    assert assert_same_published_outputs(Path(str(db) + ".published"), Path(str(single_run["db"]) + ".published"))
     # nothing counted twice, nothing lost
     for table in ("archive_pings", "archive_events"):
         n, distinct = table_rows(db, table, "count(*), count(DISTINCT event_id)")[0]
