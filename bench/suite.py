@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str | None] = {
     "close": "bench.bench_close",
     "simulate": "bench.bench_simulate",
     "stream": "bench.stream_adapter",
+    "publish": "bench.bench_publish",
     "settlement": None,
     "investigation": None,
     "api": None,

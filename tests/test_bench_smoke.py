@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate", "stream"}
+MEASURED = {"replay", "close", "simulate", "stream", "publish"}
 NOT_BUILT = {"settlement", "investigation", "api"}
 
 
@@ -53,6 +53,8 @@ def test_bench_quick_runs_and_writes_results(tmp_path):
     replay = res["benchmarks"]["replay"]["rows"]
     assert {r["compare"] for r in replay if r["budget"]} == {"ratio"}  # time and memory budgets
     assert len([r for r in replay if r["budget"]]) == 2
+    publish = res["benchmarks"]["publish"]["rows"]
+    assert [r["compare"] for r in publish if r["budget"]] == ["ratio"]  # with / without publishing
     close = res["benchmarks"]["close"]["rows"]
     assert [r["extra"]["nodes"] for r in close if "nodes" in r["extra"]] == [10_000, 100_000]
     assert all(r["extra"]["eligible"] > 0.9 * r["extra"]["nodes"] for r in close if "nodes" in r["extra"])
