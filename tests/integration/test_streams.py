@@ -297,6 +297,7 @@ def test_the_stream_publishes_the_files_a_replay_publishes(single_run, replay_fo
     the replay's output files, byte for byte; its inputs, spread over its epochs in the order
     they arrived, are the events the replay's closes read (and none the replay lacks)."""
     import polars as pl
+    from scoring.ruleset import RULESET_V1
     from scoring.timing import get_epoch_end_us
     from store import published as pub
 
@@ -305,7 +306,7 @@ def test_the_stream_publishes_the_files_a_replay_publishes(single_run, replay_fo
     assert len(epochs) >= 4
     spread = pub.scan(live_root, "inputs").group_by("published_epoch").len().collect()
     assert spread.height > 1  # a stream spreads its inputs over its closes (a replay: all in the first)
-    last_end = get_epoch_end_us(epochs[-1])
+    last_end = get_epoch_end_us(epochs[-1], RULESET_V1)
     cols = [c for c in pub.scan(replay_folder, "inputs").collect_schema().names()
             if c not in ("arrival_seq", "published_epoch")]
     live = pub.scan(live_root, "inputs").select(cols).collect()
