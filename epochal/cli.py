@@ -21,6 +21,7 @@ from rich.table import Table
 from epochal.cli_common import DbOption, PublishOption, TracesOption, UserError, err, out, progress, trace_source
 from epochal.cli_demo import demo
 from epochal.cli_published import print_published, publish_command, verify_from_folder
+from epochal.cli_serve import serve
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
 from epochal.store import StoreError
@@ -35,6 +36,7 @@ app.add_typer(streams_app, name="streams")
 app.add_typer(slashes_app, name="slashes")
 app.command("demo")(demo)
 epoch_app.command("publish")(publish_command)
+app.command("serve")(serve)
 
 
 def _existing_files(paths: list[Path]) -> list[Path]:
