@@ -371,7 +371,7 @@ def create_app(cfg: ApiConfig) -> FastAPI:
         """Whether the API is up, how much of the published folder it has indexed, and the live feed."""
         return {"status": "ok", "published_folder": str(cfg.published), "published_epochs": len(s.epochs),
                 "first_epoch": s.epochs[0] if s.epochs else None, "latest_epoch": s.last_epoch,
-                "nodes": 0 if s.latest is None else s.latest.height,
+                "nodes": s.node_count,
                 "index_built_at": s.built_at or None, "index_build_s": round(s.build_s, 3) if s.build_s else None,
                 "refresh_error": state.index.last_error,
                 "live": state.live.status() if state.live is not None else None}

@@ -31,6 +31,8 @@ over the reader's views (`store.published.attach`), re-attached when the epochs 
 from __future__ import annotations
 
 import base64
+import bisect
+import gc
 import logging
 import threading
 import time
@@ -63,6 +65,10 @@ LATEST_EXTRA = ("gpu_model_claimed", "gpu_model_key", "gpu_count", "pool", "mult
                 "banned")
 REGISTRY_COLUMNS = ("region", "operator_id", "stake_base_units")
 HW_COLUMNS = ("hw_verdict", "benchmark_event_id", "hw_ratio")
+CATEGORICAL = ("hw_verdict", "ineligible_reason", "ruleset_version", "reward_pool")  # few values, many rows
+RECORDED_COLUMNS = ("reward_epoch", "emission_base_units", "enterprise_pool", "community_pool",
+                    "allocated_base_units", "unallocated_base_units", "eligible_nodes", "scored_nodes",
+                    "manifest_sha256", "closed_at", "watermark_us", "late_events", "input_event_count")
 
 # sort keys of GET /nodes: a column of `latest`; nulls sort as -1 (every key is ≥ 0), ties by node_id
 SORT_KEYS = ("reputation", "node_id", "up_slots", "streak_slots", "reward_base_units", "weight",
@@ -95,7 +101,7 @@ def decode_cursor(cursor: str, kind: str) -> list:
 
 
 # ----------------------------------------------------------------------------------------
-# pure frame steps (each a function of frames, so a refresh is a short list of them)
+# pure frame steps (each a function of frames, so that an ingest is a short list of them)
 # ----------------------------------------------------------------------------------------
 
 def _present(frame_cols, wanted) -> list[str]:
@@ -112,22 +118,27 @@ def compute_rows(scores: pl.DataFrame, rewards: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(pl.col("reward_base_units").fill_null(0))
 
 
-def compute_run_starts(previous: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
-    """The rows of `rows` where a node's hardware verdict run starts: its first row, or one whose
-    (hw_verdict, benchmark_event_id, hw_ratio) differs from the node's row before it. `previous`
-    holds each node's last run start so far (continuing across refreshes)."""
-    cols = ["node_id", "reward_epoch", *HW_COLUMNS]
-    new = rows.select(cols).with_columns(pl.lit(False).alias("_old"))
-    frames = [new]
-    if previous is not None and previous.height:
-        last = previous.sort("reward_epoch").unique(subset="node_id", keep="last", maintain_order=True)
-        frames.insert(0, last.select(cols).with_columns(pl.lit(True).alias("_old")))
-    allr = pl.concat(frames, how="vertical_relaxed").sort(["node_id", "reward_epoch"])
-    changed = pl.lit(False)
+def compute_run_starts(current: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of one epoch (`rows`: code, reward_epoch and HW_COLUMNS) where a node's hardware
+    verdict run starts: its first row, or one whose (hw_verdict, benchmark_event_id, hw_ratio)
+    differs from its current run's (`current`: one row per code, the run each node is in)."""
+    cols = ["code", "reward_epoch", *HW_COLUMNS]
+    rows = rows.select(cols)
+    if current is None or current.height == 0:
+        return rows
+    j = rows.join(current.select(["code", *HW_COLUMNS]).with_columns(pl.lit(True).alias("_in")),
+                  on="code", how="left", suffix="_run")
+    changed = pl.col("_in").is_null()  # the node's first row
     for c in HW_COLUMNS:
-        changed = changed | pl.col(c).ne_missing(pl.col(c).shift(1).over("node_id"))
-    first = pl.col("reward_epoch").cum_count().over("node_id") == 1
-    return allr.filter((first | changed) & ~pl.col("_old")).drop("_old")
+        changed = changed | pl.col(c).ne_missing(pl.col(f"{c}_run"))
+    return j.filter(changed).select(cols)
+
+
+def update_current_runs(current: pl.DataFrame | None, starts: pl.DataFrame) -> pl.DataFrame:
+    """Each node's current run after `starts` (the newest start wins)."""
+    if current is None or current.height == 0:
+        return starts
+    return pl.concat([current.join(starts.select("code"), on="code", how="anti"), starts], how="vertical_relaxed")
 
 
 def compute_epoch_figures(n: int, manifest: dict, recorded: dict, rows: pl.DataFrame) -> dict:
@@ -166,34 +177,47 @@ def compute_epoch_figures(n: int, manifest: dict, recorded: dict, rows: pl.DataF
     return fig
 
 
-def build_offsets(frame: pl.DataFrame) -> dict[str, tuple[int, int]]:
-    """node_id → (first row, rows) of a frame sorted by node_id."""
-    if frame.height == 0:
-        return {}
-    g = frame.group_by("node_id", maintain_order=True).agg(pl.len().alias("n"))
-    lens = g.get_column("n").to_numpy().astype(np.int64)
-    starts = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(lens)[:-1]))
-    return dict(zip(g.get_column("node_id").to_list(), zip(starts.tolist(), lens.tolist())))
+def _codes_of(values: pl.Series, vocabulary: dict[str, int]) -> np.ndarray:
+    """Small integer codes of a string column for vectorised equality filters (-1: null)."""
+    for v in values.unique().drop_nulls().to_list():
+        vocabulary.setdefault(v, len(vocabulary))
+    return values.replace_strict(vocabulary, default=-1, return_dtype=pl.Int32).to_numpy()
 
 
-def _sort_key(frame: pl.DataFrame, key: str):
-    if key == "node_id":
-        return None
-    return frame.get_column(key).cast(pl.Float64).fill_null(-1.0)
+@dataclass
+class Listing:
+    """`latest` made ready for GET /nodes: numpy columns for the filters and sort keys, and for
+    every (sort key, descending) the order of the rows, ties by node_id ascending."""
+    frame: pl.DataFrame
+    vocab: dict[str, dict[str, int]]
+    filters: dict[str, np.ndarray]
+    keys: dict[str, np.ndarray]
+    rank: np.ndarray  # each row's place in node_id order
+    sorted_ids: list[str]
+    orders: dict[tuple[str, bool], np.ndarray]
 
 
-def build_orders(latest: pl.DataFrame) -> dict[tuple[str, bool], np.ndarray]:
-    """For each (sort key, descending): the row order of `latest`, ties by node_id ascending."""
-    orders = {}
-    for key in SORT_KEYS:
-        for desc in (False, True):
-            if key == "node_id":
-                by, d = [pl.col("node_id")], [desc]
-            else:
-                by = [pl.col(key).cast(pl.Float64).fill_null(-1.0), pl.col("node_id")]
-                d = [desc, False]
-            orders[(key, desc)] = latest.select(pl.arg_sort_by(by, descending=d)).to_series().to_numpy()
-    return orders
+FILTER_COLUMNS = ("gpu_model_key", "pool", "region", "hw_verdict")
+
+
+def build_listing(latest: pl.DataFrame) -> Listing:
+    vocab: dict[str, dict[str, int]] = {}
+    filters = {}
+    for c in FILTER_COLUMNS:
+        vocab[c] = {}
+        filters[c] = _codes_of(latest.get_column(c).cast(pl.String), vocab[c])
+    filters["reputation"] = latest.get_column("reputation").cast(pl.Float64).fill_null(np.nan).to_numpy()
+    filters["eligible"] = latest.get_column("eligible").fill_null(False).to_numpy()
+    by_id = latest.select(pl.arg_sort_by("node_id")).to_series().to_numpy()
+    rank = np.empty(latest.height, dtype=np.int64)
+    rank[by_id] = np.arange(latest.height)
+    keys = {k: latest.get_column(k).cast(pl.Float64).fill_null(-1.0).to_numpy() for k in SORT_KEYS if k != "node_id"}
+    orders = {("node_id", False): by_id, ("node_id", True): by_id[::-1].copy()}
+    for k, v in keys.items():
+        orders[(k, False)] = np.lexsort((rank, v))
+        orders[(k, True)] = np.lexsort((rank, -v))
+    sorted_ids = latest.get_column("node_id").gather(by_id).to_list()
+    return Listing(latest, vocab, filters, keys, rank, sorted_ids, orders)
 
 
 # ----------------------------------------------------------------------------------------
@@ -205,13 +229,17 @@ class Snapshot:
     epochs: list[int] = field(default_factory=list)
     manifests: dict[int, dict] = field(default_factory=dict)
     figures: dict[int, dict] = field(default_factory=dict)
-    latest: pl.DataFrame | None = None
-    orders: dict = field(default_factory=dict)
-    node_row: dict[str, int] = field(default_factory=dict)
-    window: pl.DataFrame | None = None
-    window_at: dict[str, tuple[int, int]] = field(default_factory=dict)
-    hw_runs: pl.DataFrame | None = None
-    hw_at: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # node codes: append-only, shared by the snapshots (a code is never reused)
+    codes: dict[str, int] = field(default_factory=dict)
+    latest: pl.DataFrame | None = None  # one row per node, by code order of arrival
+    listing: Listing | None = None
+    node_row: dict[str, int] = field(default_factory=dict)  # node_id → row of latest
+    window: pl.DataFrame | None = None  # the window's rows, epoch after epoch (no node_id column)
+    window_parts: list = field(default_factory=list)  # (epoch, rows, codes) of each epoch in the window
+    pos: np.ndarray | None = None  # [epoch in window, code] → row of window, or -1
+    hw_runs: pl.DataFrame | None = None  # every run start: code, reward_epoch, HW_COLUMNS, by (code, epoch)
+    hw_codes: np.ndarray | None = None  # hw_runs' code column, for a binary search
+    hw_current: pl.DataFrame | None = None  # each node's current run
     slashes: dict[str, list[dict]] = field(default_factory=dict)
     evidence: dict[str, dict] = field(default_factory=dict)
     built_at: float = 0.0
@@ -221,62 +249,64 @@ class Snapshot:
     def last_epoch(self) -> int | None:
         return self.epochs[-1] if self.epochs else None
 
+    @property
+    def node_count(self) -> int:
+        return 0 if self.latest is None else self.latest.height
+
     # -- GET /nodes ------------------------------------------------------------------------
     def page_nodes(self, *, gpu: str | None = None, gpu_class: str | None = None, region: str | None = None,
                    min_reputation: int | None = None, eligible: bool | None = None,
                    hw_verdict: str | None = None, sort: str = "-reputation", limit: int = 50,
                    cursor: str | None = None) -> tuple[list[dict], str | None, int]:
         """A page of nodes matching every filter, in `sort` order (`-key` descending), ties by
-        node_id; returns (rows, next cursor or None, how many nodes match)."""
+        node_id ascending; returns (rows, next cursor or None, how many nodes match). Numpy
+        over the listing's columns: no sort and no scan of strings per request."""
         desc = sort.startswith("-")
         key = sort.lstrip("-")
         if key not in SORT_KEYS:
             raise CursorError(f"unknown sort key {key!r}")
-        latest = self.latest
-        if latest is None or latest.height == 0:
+        L = self.listing
+        if L is None or L.frame.height == 0:
             return [], None, 0
-        mask = pl.repeat(True, latest.height, eager=True)
-        if gpu is not None:
-            mask = mask & (latest.get_column("gpu_model_key") == gpu).fill_null(False)
-        if gpu_class is not None:
-            mask = mask & (latest.get_column("pool") == gpu_class).fill_null(False)
-        if region is not None:
-            mask = mask & (latest.get_column("region") == region).fill_null(False)
+        m = np.ones(L.frame.height, dtype=bool)
+        for col, value in (("gpu_model_key", gpu), ("pool", gpu_class), ("region", region), ("hw_verdict", hw_verdict)):
+            if value is not None:
+                code = L.vocab[col].get(value)
+                if code is None:
+                    return [], None, 0
+                m &= L.filters[col] == code
         if min_reputation is not None:
-            mask = mask & (latest.get_column("reputation") >= min_reputation).fill_null(False)
+            m &= L.filters["reputation"] >= min_reputation  # NaN (no reputation) never passes
         if eligible is not None:
-            mask = mask & (latest.get_column("eligible") == eligible).fill_null(False)
-        if hw_verdict is not None:
-            mask = mask & (latest.get_column("hw_verdict") == hw_verdict).fill_null(False)
-        m = mask.to_numpy()
-        order = self.orders[(key, desc)]
+            m &= L.filters["eligible"] == eligible
+        order = L.orders[(key, desc)]
         start = 0
         if cursor is not None:
             parts = decode_cursor(cursor, f"nodes:{sort}")
-            if len(parts) != 2 or not isinstance(parts[1], str) or not isinstance(parts[0], (int, float, str)):
+            if (len(parts) != 2 or not isinstance(parts[1], str) or isinstance(parts[0], bool)
+                    or not isinstance(parts[0], (int, float, str))):
                 raise CursorError("the cursor is not one this API handed out for this listing")
             value, after_id = parts
-            ids = latest.get_column("node_id")
+            # rows up to and including the cursor's: (key, node_id) at or before (value, after_id)
+            upto = bisect.bisect_right(L.sorted_ids, after_id)  # node_ids ≤ after_id have rank < upto
             if key == "node_id":
-                before = (ids >= after_id) if desc else (ids <= after_id)
+                start = L.frame.height - upto if desc else upto
             else:
                 if not isinstance(value, (int, float)):
                     raise CursorError("the cursor is not one this API handed out for this listing")
-                k = _sort_key(latest, key)
+                k = L.keys[key]
                 v = float(value)
-                tie = (k == v) & (ids <= after_id)
-                before = ((k > v) if desc else (k < v)) | tie
-            start = int(before.sum())
+                before = (k > v) if desc else (k < v)
+                start = int(before.sum() + ((k == v) & (L.rank < upto)).sum())
         rest = order[start:]
         hits = rest[m[rest]]
         total = int(m.sum())
         take = hits[: limit + 1]
-        rows = latest[take[:limit]].to_dicts() if len(take) else []
+        rows = L.frame[take[:limit]].to_dicts() if len(take) else []
         nxt = None
         if len(take) > limit:
             last = rows[-1]
-            kv = last["node_id"] if key == "node_id" else (
-                -1.0 if last.get(key) is None else float(last[key]))
+            kv = last["node_id"] if key == "node_id" else float(L.keys[key][take[limit - 1]])
             nxt = encode_cursor(f"nodes:{sort}", kv, last["node_id"])
         return rows, nxt, total
 
@@ -286,16 +316,17 @@ class Snapshot:
         if i is None:
             return None
         current = self.latest.row(i, named=True)
+        code = current["code"]
         epochs = []
-        at = self.window_at.get(node_id)
-        if at is not None:
-            off, n = at
-            k = min(n, last_epochs)
-            epochs = self.window.slice(off + n - k, k).to_dicts()
+        if self.pos is not None and code < self.pos.shape[1]:
+            rows = self.pos[:, code]
+            rows = rows[rows >= 0][-last_epochs:]
+            if len(rows):
+                epochs = self.window[rows].to_dicts()
         runs = []
-        at = self.hw_at.get(node_id)
-        if at is not None:
-            runs = self.hw_runs.slice(*at).to_dicts()
+        if self.hw_runs is not None:
+            lo, hi = np.searchsorted(self.hw_codes, [code, code + 1])
+            runs = self.hw_runs.slice(int(lo), int(hi - lo)).to_dicts()
         return {"current": current, "epochs": epochs, "hw_runs": runs,
                 "slashes": self.slashes.get(node_id, [])}
 
@@ -335,6 +366,10 @@ class ApiIndex:
             snap.build_s = time.perf_counter() - t0
             snap.built_at = time.time()
             self.snap = snap  # one reference assignment: requests see the old or the new snapshot
+            # the snapshot's many small objects (dicts of nodes, cursors) live until the next
+            # refresh: out of the collector's sight, so that no request waits for a full collection
+            gc.collect()
+            gc.freeze()
             log.info("indexed epochs %s..%s in %.2f s", new[0], new[-1], snap.build_s)
             return new
 
@@ -364,7 +399,7 @@ class ApiIndex:
             try:
                 self.refresh()
                 self.last_error = None
-            except Exception as exc:  # a half-written or unreadable folder: keep serving, retry
+            except Exception as exc:  # an unreadable or inconsistent folder: keep serving, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("refresh of %s failed: %s", self.root, self.last_error)
 
@@ -375,57 +410,64 @@ class ApiIndex:
         return lf.select(cols).collect()
 
     def _ingest(self, old: Snapshot, new: list[int]) -> Snapshot:
+        """The next snapshot: the new epochs taken one at a time (memory stays that of the window
+        plus one epoch), then the registry, the listing and the slashes once."""
         new = sorted(new)
         manifests = {**old.manifests, **{n: published.read_manifest(self.root, n) for n in new}}
         epochs = sorted(manifests)
-        scores = self._scan("node_epoch_scores", new, (*WINDOW_COLUMNS, *LATEST_EXTRA))
-        rewards = self._scan("epoch_rewards", new, ("reward_epoch", "node_id", "pool", "amount_base_units"))
-        rows = compute_rows(scores, rewards)
-        recorded = {r["reward_epoch"]: r for r in self._scan("reward_epochs", new, (
-            "reward_epoch", "emission_base_units", "enterprise_pool", "community_pool", "allocated_base_units",
-            "unallocated_base_units", "eligible_nodes", "scored_nodes", "manifest_sha256", "closed_at",
-            "watermark_us", "late_events", "input_event_count")).to_dicts()}
         figures = dict(old.figures)
+        codes = old.codes
+        latest, hw_runs, hw_current = old.latest, old.hw_runs, old.hw_current
+        if latest is not None:
+            latest = latest.drop(_present(latest.columns, REGISTRY_COLUMNS))
+        parts = list(old.window_parts)  # (epoch, its rows, their codes), ascending
         for n in new:
-            figures[n] = compute_epoch_figures(n, manifests[n], recorded.get(n, {}),
-                                               rows.filter(pl.col("reward_epoch") == n))
+            scores = self._scan("node_epoch_scores", [n], (*WINDOW_COLUMNS, *LATEST_EXTRA))
+            rewards = self._scan("epoch_rewards", [n], ("reward_epoch", "node_id", "pool", "amount_base_units"))
+            rows = compute_rows(scores, rewards)
+            recorded = self._scan("reward_epochs", [n], RECORDED_COLUMNS).to_dicts()
+            figures[n] = compute_epoch_figures(n, manifests[n], recorded[0] if recorded else {}, rows)
+            ids = rows.get_column("node_id").to_list()
+            for node in ids:
+                if node not in codes:
+                    codes[node] = len(codes)
+            rows = rows.with_columns(pl.Series("code", [codes[x] for x in ids], dtype=pl.Int64))
+            for c in HW_COLUMNS:
+                if c not in rows.columns:
+                    rows = rows.with_columns(pl.lit(None, pl.String).alias(c))
+            # the window: this epoch's rows, without node_id (a code stands for it)
+            part = rows.select(_present(rows.columns, (*WINDOW_COLUMNS, "reward_base_units", "reward_pool", "code"))
+                               ).drop("node_id").with_columns(
+                *[pl.col(c).cast(pl.Categorical) for c in CATEGORICAL if c in rows.columns])
+            parts.append((n, part, part.get_column("code").to_numpy()))
+            parts = parts[-self.window_epochs:]
+            # latest: each node's newest row
+            latest = rows if latest is None else pl.concat(
+                [latest.join(rows.select("code"), on="code", how="anti"), rows], how="diagonal_relaxed")
+            # hardware verdict runs
+            starts = compute_run_starts(hw_current, rows)
+            hw_current = update_current_runs(hw_current, starts)
+            hw_runs = starts if hw_runs is None else pl.concat([hw_runs, starts], how="vertical_relaxed")
 
-        # the window: the last window_epochs epochs' rows, by (node_id, reward_epoch)
-        floor = epochs[-1] - self.window_epochs
-        wcols = _present(rows.columns, (*WINDOW_COLUMNS, "reward_base_units", "reward_pool"))
-        parts = [rows.select(wcols).filter(pl.col("reward_epoch") > floor)]
-        if old.window is not None:
-            parts.insert(0, old.window.filter(pl.col("reward_epoch") > floor))
-        window = pl.concat(parts, how="vertical_relaxed").sort(["node_id", "reward_epoch"])
+        # the window as one frame (its parts' buffers shared, not copied) and where each node's
+        # row of each epoch is in it
+        window = pl.concat([p for _n, p, _c in parts], how="vertical_relaxed", rechunk=False)
+        pos = np.full((len(parts), len(codes)), -1, dtype=np.int64)
+        offset = 0
+        for i, (_n, p, cs) in enumerate(parts):
+            pos[i, cs] = offset + np.arange(len(cs), dtype=np.int64)
+            offset += p.height
 
-        # latest: each node's newest row, with the registry of the newest close
-        newest = rows.sort("reward_epoch").unique(subset="node_id", keep="last", maintain_order=True)
-        lparts = [newest]
-        if old.latest is not None:
-            keep = old.latest.drop(_present(old.latest.columns, REGISTRY_COLUMNS))
-            lparts.insert(0, keep.join(newest.select("node_id"), on="node_id", how="anti"))
-        latest = pl.concat(lparts, how="diagonal_relaxed")
+        hw_runs = hw_runs.sort(["code", "reward_epoch"])
         registry = self._scan("nodes", [epochs[-1]], ("node_id", *REGISTRY_COLUMNS))
         latest = latest.join(registry.unique(subset="node_id", keep="first"), on="node_id", how="left")
         for c in REGISTRY_COLUMNS:
             if c not in latest.columns:
                 latest = latest.with_columns(pl.lit(None).alias(c))
-        latest = latest.sort("node_id")
-
-        # the hardware verdict history
-        starts = compute_run_starts(old.hw_runs, rows.select(["node_id", "reward_epoch", *_present(rows.columns, HW_COLUMNS)])
-                                    if all(c in rows.columns for c in HW_COLUMNS) else
-                                    rows.select("node_id", "reward_epoch").with_columns(
-                                        *[pl.lit(None).alias(c) for c in HW_COLUMNS]))
-        hw_runs = starts if old.hw_runs is None else pl.concat([old.hw_runs, starts], how="vertical_relaxed")
-        hw_runs = hw_runs.sort(["node_id", "reward_epoch"])
-
-        # slashes as the newest close left them, with their evidence events
         slashes, evidence = self._slashes(epochs, new, old.evidence)
-
-        snap = Snapshot(epochs=epochs, manifests=manifests, figures=figures, latest=latest,
-                        orders=build_orders(latest), window=window, window_at=build_offsets(window),
-                        hw_runs=hw_runs, hw_at=build_offsets(hw_runs), slashes=slashes, evidence=evidence)
+        snap = Snapshot(epochs=epochs, manifests=manifests, figures=figures, codes=codes, latest=latest,
+                        listing=build_listing(latest), window=window, window_parts=parts, pos=pos,
+                        hw_runs=hw_runs, hw_codes=hw_runs.get_column("code").to_numpy(), hw_current=hw_current, slashes=slashes, evidence=evidence)
         snap.node_row = dict(zip(latest.get_column("node_id").to_list(), range(latest.height)))
         return snap
 
