@@ -289,8 +289,8 @@ class Snapshot:
             value, after_id = parts
             # rows up to and including the cursor's: (key, node_id) at or before (value, after_id)
             upto = bisect.bisect_right(L.sorted_ids, after_id)  # node_ids ≤ after_id have rank < upto
-            if key == "node_id":
-                start = L.frame.height - upto if desc else upto
+            if key == "node_id":  # descending: every node_id ≥ after_id comes first
+                start = L.frame.height - bisect.bisect_left(L.sorted_ids, after_id) if desc else upto
             else:
                 if not isinstance(value, (int, float)):
                     raise CursorError("the cursor is not one this API handed out for this listing")
@@ -486,7 +486,7 @@ class ApiIndex:
             cols = _present(names, ("event_id", "event_type", "node_id", "occurred_at_us", "occurred_at_raw",
                                     "payload", "arrival_seq", "reward_epoch"))
             ids = pl.Series("ids", wanted, dtype=pl.String)
-            found = lf.filter((pl.col("event_type") != "ping") & pl.col("event_id").is_in(ids)).select(cols).collect()
+            found = lf.filter((pl.col("event_type") != "ping") & pl.col("event_id").is_in(ids.implode())).select(cols).collect()
             for r in found.to_dicts():
                 evidence.setdefault(r["event_id"], r)
         out: dict[str, list[dict]] = {}
