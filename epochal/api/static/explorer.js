@@ -21,7 +21,8 @@ function el(tag, attrs, ...children) {
 }
 function fmt(v, digits) {
   if (v === null || v === undefined) return "–";
-  if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(digits === undefined ? 4 : digits);
+  if (typeof v === "number" && digits !== undefined) return v.toFixed(digits);
+  if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(4);
   if (typeof v === "number") return v.toLocaleString("en-US");
   return String(v);
 }
@@ -50,12 +51,14 @@ function query() {
   return p;
 }
 async function loadNodes() {
+  document.body.dataset.loaded = "loading";
   const tbody = document.querySelector("#nodes tbody");
   let page;
   try {
     page = await getJSON("/nodes?" + query().toString());
   } catch (e) {
     tbody.replaceChildren(el("tr", {}, el("td", { colspan: "16", class: "bad", text: e.message })));
+    document.body.dataset.loaded = "nodes-error";
     return;
   }
   tbody.replaceChildren(...page.nodes.map(rowOf));
@@ -88,6 +91,7 @@ function rowOf(n) {
 
 // ---------------------------------------------------------------- one node
 async function loadNode(id) {
+  document.body.dataset.loaded = "loading";
   document.getElementById("list-view").hidden = true;
   const view = document.getElementById("node-view");
   view.hidden = false;
