@@ -11,7 +11,6 @@ from bench.common import Row, not_built
 PENDING = {
     "settlement": "settlement figure (its issue)",
     "investigation": "investigation figure (its issue)",
-    "api": "API figure (its issue)",
 }
 
 

@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, str | None] = {
     "publish": "bench.bench_publish",
     "settlement": None,
     "investigation": None,
-    "api": None,
+    "api": "bench.bench_api",
 }
 RESULTS = ROOT / "bench" / "results.json"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate", "stream", "publish"}
-NOT_BUILT = {"settlement", "investigation", "api"}
+MEASURED = {"replay", "close", "simulate", "stream", "publish", "api"}
+NOT_BUILT = {"settlement", "investigation"}
 
 
 def _finite(x) -> bool:

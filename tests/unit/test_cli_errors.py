@@ -26,6 +26,10 @@ def run(*args, cwd=None):
     (["demo", "--nodes", "5", "--hours", "1", "--out", "{tmp}/demo", "--traces", "{tmp}"], "lacks"),
     (["frobnicate"], "No such command"),
     (["replay", "{tmp}", "--db", "{tmp}/s.duckdb"], "no .jsonl event files"),
+    (["serve", "--published", "{tmp}/none"], "no published folder at"),
+    (["serve", "--db", "{tmp}/s.duckdb", "--port", "0"], "--port must be between"),
+    (["serve", "--db", "{tmp}/s.duckdb", "--bootstrap", "nohost"], "--bootstrap must be HOST:PORT"),
+    (["serve", "--db", "{tmp}/s.duckdb", "--window", "0"], "--window must be at least 1"),
 ])
 def test_a_user_mistake_is_one_sentence_on_stderr(tmp_path, args, says):
     res = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
