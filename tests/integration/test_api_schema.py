@@ -44,7 +44,7 @@ def test_no_server_error_and_every_answer_matches_the_schema(api_schema, path, m
     op = api_schema[path]["GET"]
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case):
         case.call_and_validate(checks=CHECKS)
 
