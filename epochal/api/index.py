@@ -5,19 +5,24 @@ reader module `store.published` and keeps its own state in memory, in immutable 
 
 - `latest`: one row per node, its most recent score row (every reputation component, the
   ruleset version), what it was paid in that epoch, and its registry entry as of the latest
-  manifested close (`nodes.parquet`: region, operator, stake). `GET /nodes` filters and pages
-  over it; for every sort key a permutation of its rows is computed once per snapshot, so a
-  page is a vectorised mask over ~10⁵ rows and a gather of 50, never a sort per request.
-- `window`: the score rows of the last `window_epochs` manifested epochs (default 48), with each
-  row's reward, sorted by (node_id, reward_epoch), and a dict node_id → (offset, length):
-  `GET /nodes/{id}` slices it (no scan).
+  manifested close (`nodes.parquet`: region, operator, stake). `GET /nodes` pages over it through
+  a `Listing`: numpy columns for the filters and sort keys, and for every (sort key, direction)
+  the order of its rows computed once per snapshot, so a page is a vectorised mask over ~10⁵ rows
+  and a gather of 50, never a sort or a string scan per request. The cursor is the last row's
+  (sort key value, node_id): a keyset position, stable while the data moves under it.
+- `window`: the score rows of the last `window_epochs` manifested epochs (default 48) with each
+  row's reward, laid out epoch after epoch (one part per epoch, appended as it is published, never
+  re-sorted), and `pos[epoch in window, node code]` → row: `GET /nodes/{id}` is one gather. Each
+  node gets a small integer code the first time it is seen, so the window holds no node_id strings.
 - `hw_runs`: the hardware verdict history of every node over all manifested epochs, one row per
-  run of equal (hw_verdict, benchmark_event_id, hw_ratio), computed once at start and then from
-  each new epoch's rows and the previous run of each node.
+  run of equal (hw_verdict, benchmark_event_id, hw_ratio): each new epoch's rows are compared with
+  each node's current run; the runs are kept by (code, epoch), found by a binary search.
 - `slashes`: every decision as the latest manifested close left it, with its evidence events
   found in the published `inputs` (looked up once: ids not found yet are searched in new epochs).
-- `epochs`: each manifested epoch's manifest and figures (emission and pools by the rules of
-  `payouts.emission`, allocated per pool from its rewards, unallocated the rest).
+- `figures`: each manifested epoch's figures (emission and pools by the rules of
+  `payouts.emission`, allocated per pool from its rewards, unallocated the rest), which the
+  epoch's published `reward_epochs` row must match (else the refresh fails and says why), and
+  its manifest.
 
 Live: `refresh()` lists the manifests (`store.published.list_epochs`: one directory listing) and
 ingests the epochs that appeared into a new snapshot, which replaces the old one by one reference
