@@ -371,8 +371,10 @@ class ApiIndex:
             snap.build_s = time.perf_counter() - t0
             snap.built_at = time.time()
             self.snap = snap  # one reference assignment: requests see the old or the new snapshot
-            # the snapshot's many small objects (dicts of nodes, cursors) live until the next
-            # refresh: out of the collector's sight, so that no request waits for a full collection
+            # the snapshot's many small objects (dicts of nodes) live until the next refresh: out
+            # of the collector's sight, so that no request waits for a full collection (unfrozen
+            # first, so that whatever of the old snapshot sits in a cycle is still collected)
+            gc.unfreeze()
             gc.collect()
             gc.freeze()
             log.info("indexed epochs %s..%s in %.2f s", new[0], new[-1], snap.build_s)
