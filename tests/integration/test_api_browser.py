@@ -5,32 +5,15 @@ the breakdown shows the same numbers as the API."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import httpx
 import pytest
 
 from apikit import Server, published_folder
+from demokit import chromium_executable  # Debian's chromium (.ci/run installs it)
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 COMPONENTS = ("rep_availability", "rep_jobs", "rep_hardware", "rep_tenure", "rep_penalty")
-
-
-def chromium_path() -> str:
-    """Debian's chromium; installed with apt-get when missing and we may (CI runs as root)."""
-    path = shutil.which("chromium")
-    if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, capture_output=True,
-                       timeout=1200)
-        path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Debian's chromium is not installed and could not be (apt-get install chromium)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +32,7 @@ def server(tmp_path_factory):
 def page(server):
     from playwright.sync_api import sync_playwright
 
-    exe = chromium_path()
+    exe = chromium_executable()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         try:
