@@ -1,9 +1,10 @@
-"""The demo's report: one self-contained HTML page of a store and what the demo found.
+"""The demo's report: one self-contained HTML page of a published folder and what the demo found.
 
 Self-contained: inline SVG charts and one inline PNG (the uptime heat map, a pixel per node and
 slot, encoded here with zlib), inline CSS, no scripts, no fonts or images fetched: it opens offline
-from a file. Every figure on the page comes from the store's tables (the epochs, scores, rewards,
-slashes) or from what the demo's stages hand over in `ReportData` (the planted truth, the
+from a file. Every figure on the page comes from the published folder (the epochs, scores,
+rewards, slashes, registry, read through `store.published.attach`, so no lock on the store is
+needed) or from what the demo's stages hand over in `ReportData` (the planted truth, the
 verification, and, where those stages ran, validation, settlement and the farming investigation);
 a section whose stage did not run is left out, never filled with made-up figures.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from store.published import attach
+
 SLOTS_PER_EPOCH = 60
 TOKEN = 10**6  # base units per token (ruleset §6: 6 decimals)
 
@@ -41,10 +44,11 @@ class ReportData:
     """What the page shows besides the store's own tables (each part optional)."""
 
     title: str = "epochal report"
+    ingest: tuple[int, int, int, int, int] | None = None  # (inputs, accepted, duplicates, rejected, late) of the replay
     truth: dict | None = None  # the simulator's truth.json
-    stages: list[tuple[int, str, str]] = field(default_factory=list)  # (number, key, summary line)
-    verified: list[int] = field(default_factory=list)  # epochs that recomputed identically
-    verified_from: str = ""  # what they were recomputed from, in words
+    stages: list[tuple[int, str, str, float]] = field(default_factory=list)  # (number, key, summary line, seconds)
+    verified: list[int] | None = None  # epochs recomputed identically from the store's archive
+    verified_published: list[int] | None = None  # epochs re-derived identically from the published folder alone
     published_root: Path | None = None
     validations: list[dict] | None = None  # {"reward_epoch", "passed", "checks": [(name, ok, detail)]}
     settlements: list[dict] | None = None  # {"reward_epoch", "batch", "signature", "memo", "recipients", "amount_base_units", "status"}
@@ -92,8 +96,8 @@ def _cell(c) -> str:
         return f'<td class="n">{esc(fmt(c))}</td>'
     text = fmt(c)
     if len(text) > 90:  # long free text (a slash's detail): the start, all of it on hover
-        return f'<td title="{esc(text)}">{esc(text[:90])}…</td>'
-    return f"<td>{esc(text)}</td>"
+        return f'<td class="txt" title="{esc(text)}">{esc(text[:90])}…</td>'
+    return f'<td class="txt">{esc(text)}</td>' if len(text) > 40 else f"<td>{esc(text)}</td>"
 
 
 class Markup(str):
@@ -374,16 +378,17 @@ def gather(con, data: ReportData) -> dict:
                coalesce(sum(r.amount_base_units) FILTER (WHERE r.pool = 'community'), 0)::BIGINT AS community_paid
         FROM reward_epochs e LEFT JOIN epoch_rewards r USING (reward_epoch)
         GROUP BY ALL ORDER BY e.reward_epoch""")
-    g["ingest"] = con.execute("SELECT coalesce(sum(inputs), 0), coalesce(sum(accepted), 0), coalesce(sum(duplicates), 0),"
-                              " coalesce(sum(rejected), 0), coalesce(sum(late), 0) FROM ingest_runs").fetchone()
+    if data.ingest is not None:
+        g["ingest"] = tuple(data.ingest)
+    else:  # the folder alone knows what was archived and what was rejected, not the duplicates
+        acc, rej = con.execute("SELECT (SELECT count(*) FROM inputs), (SELECT count(*) FROM rejected_events)").fetchone()
+        g["ingest"] = (acc + rej, acc, None, rej, None)
     g["rejected"] = con.execute("SELECT reason, count(*) FROM rejected_events GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     last = g["epochs"][-1]["reward_epoch"] if g["epochs"] else None
     g["latest"] = con.execute(
         "SELECT node_id, coalesce(pool, 'unknown model') AS cls, reputation FROM node_epoch_scores"
         " WHERE reward_epoch = ? AND reputation IS NOT NULL ORDER BY node_id", [last]).fetchall()
-    g["regions"] = dict(con.execute(
-        "SELECT node_id, arg_min(json_extract_string(payload, '$.region'), (occurred_at_us, event_id))"
-        " FROM archive_events WHERE event_type = 'node.registered' GROUP BY 1").fetchall())
+    g["regions"] = dict(con.execute("SELECT node_id, region FROM nodes").fetchall())
     g["bitmaps"] = con.execute(
         "SELECT node_id, reward_epoch, slot_bitmap FROM node_epoch_scores ORDER BY node_id, reward_epoch").fetchall()
     g["slashes"] = _dicts(con, """
@@ -474,18 +479,23 @@ def render(g: dict, data: ReportData) -> str:
         tiles.append(("settlement transactions", f"{len(data.settlements):,}"))
     if data.reconciliation is not None:
         tiles.append(("on-chain reconciliation", "passed" if data.reconciliation.get("ok") else "FAILED"))
-    if data.verified:
+    if data.verified_published is not None:
+        tiles.append(("re-derived from the published folder", f"{len(data.verified_published):,} / {len(epochs):,}"))
+    elif data.verified is not None:
         tiles.append(("epochs verified", f"{len(data.verified):,} / {len(epochs):,}"))
     sections: list[tuple[str, str, str]] = []  # (id, title, html)
 
     if data.stages:
         sections.append(("run", "The run", "<ol class=\"stages\">" + "".join(
-            f"<li><b>{esc(key)}</b>: {esc(line)}</li>" for _, key, line in data.stages) + "</ol>"))
+            f"<li><b>{esc(key)}</b> <span class=\"note\">({seconds:.1f} s)</span>: {esc(line)}</li>"
+            for _, key, line, seconds in data.stages) + "</ol>"))
 
     i = g["ingest"]
     sections.append(("inputs", "Inputs",
-                     f"<p>{i[0]:,} inputs = {i[1]:,} accepted + {i[2]:,} exact duplicates + {i[3]:,} rejected; "
-                     f"{i[4]:,} arrived late. Nothing is dropped silently: every rejection keeps its reason.</p>"
+                     (f"<p>{i[0]:,} inputs = {i[1]:,} accepted + {i[2]:,} exact duplicates + {i[3]:,} rejected; "
+                      f"{i[4]:,} arrived late." if i[2] is not None else
+                      f"<p>{i[1]:,} events archived, {i[3]:,} rejected.")
+                     + " Nothing is dropped silently: every rejection keeps its reason.</p>"
                      + (table(["rejection reason", "count"], g["rejected"]) if g["rejected"] else "")))
 
     sections.append(("emission", "Emission and allocation per epoch",
@@ -534,17 +544,14 @@ def render(g: dict, data: ReportData) -> str:
                                        d["detail"]) for d in sl], limit=40)))
 
     if inv is not None:
-        sections.append(("suspects", "Suspect clusters", _suspects_section(inv)))
+        first, last = (epochs[0]["reward_epoch"], epochs[-1]["reward_epoch"]) if epochs else (0, 0)
+        sections.append(("suspects", "Suspect clusters", _suspects_section(inv, first, last)))
 
     if data.settlements is not None or data.validations is not None or data.reconciliation is not None:
         sections.append(("settlement", "Settlement on Solana", _settlement_section(data, epochs)))
 
-    if data.verified or data.verified_from:
-        missing = [r["reward_epoch"] for r in epochs if r["reward_epoch"] not in set(data.verified)]
-        sections.append(("verification", "Verification",
-                         f"<p>{len(data.verified):,} of {len(epochs):,} closed epochs recomputed from "
-                         f"{esc(data.verified_from)}: every row and the manifest identical."
-                         + (f" Not verified: {esc(missing)}." if missing else "") + "</p>"))
+    if data.verified is not None or data.verified_published is not None:
+        sections.append(("verification", "Every epoch, checked", _checks_section(data, epochs)))
 
     sections.append(("earners", "Top earners",
                      table(["node", "claimed model", "GPUs", "pool", "base units", "epochs paid"],
@@ -563,33 +570,124 @@ def render(g: dict, data: ReportData) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(data.title)}</title>
 <style>{CSS}</style></head><body><header><h1>{esc(data.title)}</h1><nav>{nav}</nav>
 <div class="tiles">{tile_html}</div></header>{body}
-<footer>Written by epochal from the store's tables; every figure can be re-derived with
-<code>epochal epoch verify N</code>. Self-contained: no scripts, nothing fetched.</footer></body></html>"""
+<footer>Written by epochal from the published folder; every epoch in it can be re-derived with
+<code>epochal epoch verify N --published DIR</code>. Self-contained: no scripts, nothing fetched.</footer></body></html>"""
 
 
-def _suspects_section(inv: dict) -> str:
+def chart_leaks(leak: list[dict], first: int, last: int) -> str:
+    """One row per planted farm over the epochs: red while it was paid and not yet caught, a ring
+    at the epoch whose end-of-epoch investigation first flagged half its nodes, and what it was
+    paid until then."""
+    w, row, left, top = 860, 26, 150, 26
+    right = 230
+    h = top + row * len(leak) + 30
+    n = max(1, last - first + 1)
+    step = (w - left - right) / n
+    p = [svg_open(w, h, "planted farms: when the investigation first caught each, and what it was paid until then")]
+    for i in range(n):
+        x = left + i * step
+        if i % max(1, math.ceil(n / 12)) == 0:
+            p.append(f'<text x="{x + step / 2:.1f}" y="{h - 10}" class="ax" text-anchor="middle">{first + i}</text>')
+    for k, f in enumerate(leak):
+        y = top + k * row
+        caught = f.get("first_flagged_epoch")
+        upto = caught if caught is not None else last
+        p.append(f'<text x="{left - 8}" y="{y + 16}" class="ax" text-anchor="end">{esc(f["farm_id"])} '
+                 f'({f["nodes"]} nodes)</text>')
+        p.append(f'<rect x="{left}" y="{y + 8}" width="{n * step:.1f}" height="10" fill="#eef0f2"/>')
+        p.append(f'<rect x="{left}" y="{y + 8}" width="{(upto - first + 1) * step:.1f}" height="10" '
+                 f'fill="{ROLE_COLOURS["farm"]}" opacity="0.8"><title>{esc(f["farm_id"])}: epochs {first}..{upto} '
+                 f'before it was caught; paid in {f.get("epochs_paid_before", 0)} of them</title></rect>')
+        if caught is not None:
+            cx = left + (caught - first + 0.5) * step
+            p.append(f'<circle cx="{cx:.1f}" cy="{y + 13}" r="7" fill="#fff" stroke="#222" stroke-width="2"/>')
+        what = (f"caught at epoch {caught}" if caught is not None else "never caught") + \
+            f", paid {tokens(f.get('leaked_base_units', 0))} tokens"
+        p.append(f'<text x="{left + n * step + 10:.1f}" y="{y + 16}" class="ax">{esc(what)}</text>')
+    p.append(legend([("paid while not yet caught", ROLE_COLOURS["farm"]), ("first caught (ring)", "#222")], left, 14))
+    p.append("</svg>")
+    return "".join(p)
+
+
+def _suspects_section(inv: dict, first: int, last: int) -> str:
     q = inv.get("quality") or {}
     clusters = inv.get("clusters") or []
-    parts = [f"<p>The farming investigation flagged {len(clusters):,} clusters (score ≥ "
-             f"{inv.get('min_score', '?')}). Against the simulator's planted farms: precision "
-             f"<b>{q.get('precision', 0):.2f}</b>, recall <b>{q.get('recall', 0):.2f}</b>"
-             + (f", {q['leaked_base_units']:,} base units leaked to planted farm nodes"
-                if q.get("leaked_base_units") is not None else "") + ".</p>"]
-    bars = [(c["cluster_id"], c.get("rewards_base_units", 0) / TOKEN,
-             ROLE_COLOURS["farm"] if c.get("planted") else ROLE_COLOURS["honest"],
-             f"{c['cluster_id']}: {len(c.get('node_ids', []))} nodes, score {c.get('score', 0):.2f}")
-            for c in clusters[:25]]
+    leak = inv.get("leak") or []
+    leaked = q.get("leaked_base_units")
+    if leaked is None and leak:
+        leaked = sum(f.get("leaked_base_units", 0) for f in leak)
+    kinds: dict[str, int] = {}
+    for c in clusters:
+        kinds[c.get("kind") or "?"] = kinds.get(c.get("kind") or "?", 0) + 1
+    parts = [f"<p>The farming investigation flagged {len(clusters):,} clusters "
+             f"with a score of at least {inv.get('min_score', '?')} ("
+             + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + "). Scored against what the simulator "
+             f"planted (farm and spoofer nodes): precision <b>{q.get('precision', 0):.2f}</b>, recall "
+             f"<b>{q.get('recall', 0):.2f}</b>"
+             + (f" ({q['flagged']:,} nodes flagged, {q['true_suspects']:,} planted)" if "flagged" in q else "")
+             + (f"; the planted farms were paid <b>{tokens(leaked)}</b> tokens ({leaked:,} base units) before "
+                "the investigation caught them" if leaked is not None else "") + ".</p>"]
+    if leak:
+        parts.append(chart_leaks(leak, first, last))
+    missed = q.get("missed") or []
+    wrong = q.get("false_positives") or []
+    if missed or wrong:
+        parts.append(f'<p class="note">Missed planted nodes: {esc(", ".join(missed)) or "none"}. '
+                     f'Flagged but not planted: {esc(", ".join(wrong)) or "none"}.</p>')
+    shown = clusters[:30]
+    bars = [(c["cluster_id"], c.get("score", 0) * 100,
+             ROLE_COLOURS.get(c.get("planted") or "", ROLE_COLOURS["honest"]),
+             f"{c['cluster_id']}: {len(c.get('node_ids', []))} nodes, score {c.get('score', 0):.2f}, "
+             f"planted as {c.get('planted') or 'nothing'}") for c in shown]
     if bars:
-        parts.append("<p class=\"note\">Reward each cluster's nodes earned (tokens); red: matches a planted farm.</p>")
-        parts.append(chart_bars(bars, "tokens", "reward earned by each suspect cluster"))
-    parts.append(table(["cluster", "kind", "score", "strength", "nodes", "planted as", "reward (base units)",
+        parts.append('<p class="note">Each flagged cluster\'s score (×100), coloured by what its nodes were '
+                     'planted as (red: farm, purple: spoofer, grey: nothing planted).</p>')
+        parts.append(chart_bars(bars, "", "score of each suspect cluster"))
+    parts.append(table(["cluster", "kind", "score", "strength", "nodes", "planted as", "reward earned (base units)",
                         "signals"],
                        [(c["cluster_id"], c.get("kind"), c.get("score"), c.get("strength"), len(c.get("node_ids", [])),
                          c.get("planted") or "–", c.get("rewards_base_units"),
                          ", ".join(s["name"] for s in c.get("signals", []))) for c in clusters], limit=40))
     if inv.get("suspects_path"):
-        parts.append(f'<p class="note">Full evidence: <code>{esc(inv["suspects_path"])}</code></p>')
+        parts.append(f'<p class="note">Every cluster\'s evidence (event ids): <code>{esc(inv["suspects_path"])}</code></p>')
     return "".join(parts)
+
+
+def _checks_section(data: ReportData, epochs: list[dict]) -> str:
+    """One row per epoch: its manifest and every check the run made of it."""
+    def mark(done: list[int] | None, e: int) -> str:
+        return "–" if done is None else ("✓" if e in done else "✗")
+
+    valid = {v["reward_epoch"]: v for v in (data.validations or [])}
+    txs: dict[int, list[dict]] = {}
+    for t in data.settlements or []:
+        txs.setdefault(t["reward_epoch"], []).append(t)
+    arch, pub = set(data.verified or []), set(data.verified_published or [])
+    rows = []
+    for r in epochs:
+        e = r["reward_epoch"]
+        v = valid.get(e)
+        mine = txs.get(e, [])
+        paid = sum(int(t["amount_base_units"]) for t in mine if t.get("status") == "confirmed")
+        rows.append((e, mono(r["manifest_sha256"], 16),
+                     mark(None if data.verified is None else arch, e),
+                     mark(None if data.verified_published is None else pub, e),
+                     "–" if v is None else (f"✓ {len(v['checks'])} checks" if v["passed"] else "✗"),
+                     "–" if data.settlements is None else len(mine),
+                     "–" if data.settlements is None else ("✓ " if paid == r["allocated"] else "✗ ") + f"{paid:,}"))
+    said = []
+    if data.verified is not None:
+        said.append("recomputed from the archive in the store (every row, the manifest)")
+    if data.verified_published is not None:
+        said.append("re-derived from the published folder alone, with no store (every file against its manifest, "
+                    "the manifests' hash chain, every row recomputed from the published inputs)")
+    if data.validations is not None:
+        said.append("validated by the great-expectations gate before any payment")
+    if data.settlements is not None:
+        said.append("paid on chain: the confirmed transfers of its transactions against what it allocated")
+    return ("<p>Each epoch " + "; ".join(said) + ".</p>"
+            + table(["epoch", "manifest", "from the archive", "from the published folder", "validation",
+                     "transactions", "paid on chain (base units)"], rows))
 
 
 def _settlement_section(data: ReportData, epochs: list[dict]) -> str:
@@ -642,7 +740,7 @@ h2{font-size:19px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:10px 0;font-size:13px}
 td,th{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
 th{background:#f3f5f7;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-td code{white-space:nowrap}td{overflow-wrap:anywhere}table{max-width:100%}
+td code{white-space:nowrap}td.txt{overflow-wrap:anywhere;min-width:160px}td.n{white-space:nowrap}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f3f5f7;padding:1px 4px;border-radius:3px}
 .note{font-size:12px;color:var(--muted)}
 svg.chart{display:block;max-width:100%;height:auto;margin:8px 0}
@@ -658,11 +756,13 @@ footer{font-size:12px;color:var(--muted);padding:18px 24px 40px}
 """
 
 
-def write_report(db: Path, out: Path, data: ReportData | None = None) -> Path:
-    """Write the page for the store at `db` (opened read-only) to `out`; return `out`."""
+def write_report(published: Path, out: Path, data: ReportData | None = None) -> Path:
+    """Write the page for the published folder `published` (read through `store.published`'s
+    views, so it needs no lock on the store) to `out`; return `out`."""
     data = data or ReportData()
-    con = duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect()
     try:
+        attach(con, published)
         g = gather(con, data)
     finally:
         con.close()

@@ -62,6 +62,62 @@ def verify_published_epoch(root, n: int, cfg: RulesetConfig = RULESET_V1) -> lis
     return diffs
 
 
+def verify_published_epochs(root, epochs: list[int] | None = None, cfg: RulesetConfig = RULESET_V1,
+                            progress=None) -> dict[int, list[str]]:
+    """Every epoch of `epochs` (default: all published) re-derived from the folder alone, as
+    `verify_published_epoch` does for one, but with the folder checked and loaded once: the
+    files and manifests of the epochs up to the last one checked once, one in-memory store loaded
+    through the last one, then each epoch recomputed from its own recorded inputs in it (exactly
+    as `epoch verify N` does on a store that has closed later epochs; the slash decisions swapped
+    for the epoch's own file, as its close left them) and its registry re-derived. Returns {epoch: differences}; a difference of the folder as a whole (a changed
+    file, a broken manifest chain) is reported under the first epoch it concerns. `progress(1)`
+    after each epoch. LookupError as `verify_published_epoch`."""
+    root = Path(root)
+    published = pub.list_epochs(root)
+    chosen = sorted(published if epochs is None else epochs)
+    if not chosen:
+        return {}
+    absent = [n for n in chosen if n not in published]
+    if absent:
+        raise LookupError(f"epoch(s) {absent} are not published in {root}")
+    need = list(range(published[0], chosen[-1] + 1))
+    missing = [k for k in need if k not in published]
+    if missing:
+        raise LookupError(f"the folder {root} lacks the manifests of epoch(s) {missing}, which later epochs build on")
+
+    manifests = {k: pub.read_manifest(root, k) for k in need}
+    folder: list[str] = []
+    unreadable = check_files(root, manifests, folder)
+    check_manifests(root, manifests, folder)
+    out: dict[int, list[str]] = {n: [] for n in chosen}
+
+    def concerns(d: str) -> int:  # "epoch K: ..." belongs to K (or the first chosen epoch after it)
+        k = int(d.split(":", 1)[0].split()[1]) if d.startswith("epoch ") else chosen[0]
+        return next((n for n in chosen if n >= k), chosen[-1])
+
+    if unreadable:
+        for n in chosen:
+            out[n].append(f"epoch {n} is not re-derived: {', '.join(unreadable)} cannot be read")
+    con = store.connect(":memory:")
+    try:
+        if not unreadable:
+            pub.load_store(con, root, chosen[-1])
+            folder += check_against_manifests(con, manifests)
+            folder += check_arrival_ranges(root, manifests)
+        for d in folder:
+            out[concerns(d)].append(d)
+        for n in chosen:
+            if not unreadable:
+                pub.load_slash_decisions(con, root, n)  # as the close of n left them, as one epoch's check loads them
+                out[n] += [f"{d} (published, re-derived from the folder's inputs)" for d in verify_epoch(con, n, cfg)]
+                out[n] += check_nodes(con, root, manifests[n])
+            if progress is not None:
+                progress(1)
+    finally:
+        con.close()
+    return out
+
+
 def check_files(root: Path, manifests: dict[int, dict], diffs: list[str]) -> list[str]:
     """Each listed file's sha256, size and rows against its manifest; returns the files that
     are missing or unreadable (nothing can be loaded then)."""

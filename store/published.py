@@ -715,6 +715,13 @@ def load_store(con, root, through_epoch: int) -> None:
     for table in ("rejected_events", "node_epoch_scores", "epoch_rewards", "ledger_entries", "reward_epochs"):
         c = cols(table)
         con.execute(f"INSERT INTO {table} ({c}) SELECT {c} FROM read_parquet({paths(table)}, hive_partitioning = false)")
-    c = cols("slash_decisions")
+    load_slash_decisions(con, root, eps[-1])
+
+
+def load_slash_decisions(con, root, n: int) -> None:
+    """Replace the store's `slash_decisions` (in `con`) by epoch n's published file: every
+    decision as the close of n left them."""
+    c = ", ".join(f'"{r[0]}"' for r in con.execute("DESCRIBE slash_decisions").fetchall())
+    con.execute("DELETE FROM slash_decisions")
     con.execute(f"INSERT INTO slash_decisions ({c}) SELECT {c}"
-                f" FROM read_parquet({paths('slash_decisions', eps[-1:])}, hive_partitioning = false)")
+                f" FROM read_parquet({_sql_path(epoch_files(root, n)['slash_decisions'])}, hive_partitioning = false)")

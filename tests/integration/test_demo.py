@@ -24,8 +24,10 @@ def test_the_demo_runs_every_stage_and_says_what_it_wrote(small_demo):
     assert f"simulated {NODES} nodes over {HOURS} h" in small_demo.stdout
     assert "from the packaged trace profile" in small_demo.stdout or "from the traces in" in small_demo.stdout
     assert f"verified all {HOURS} epochs" in small_demo.stdout
+    assert f"verified all {HOURS} published epochs from" in small_demo.stdout
     assert f"report: {small_demo.report}" in small_demo.stdout
-    for path in (small_demo.out / "events", small_demo.out / "epochal.duckdb", small_demo.report):
+    for path in (small_demo.out / "events", small_demo.out / "epochal.duckdb",
+                 small_demo.out / "epochal.duckdb.published", small_demo.report):
         assert str(path) in small_demo.stdout and path.exists()
 
 
@@ -40,6 +42,8 @@ def test_the_report_has_every_section_with_its_pictures(small_demo):
     assert 'src="data:image/png;base64,' in section["uptime"]
     assert "hardware_fraud" in section["slashes"]  # seed 3 plants spoofers
     assert "farm" in section["truth"] and "spoofer" in section["truth"]
+    # every epoch recomputed from the archive and re-derived from the published folder alone
+    assert section["verification"].count("✓") >= 2 * HOURS and "✗" not in section["verification"]
     # self-contained: nothing is fetched
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "<script" not in page

@@ -422,6 +422,29 @@ def test_one_changed_row_in_any_output_file_is_caught_and_named(folder_only, tmp
     assert any(named in d for d in diffs), (named, diffs)
 
 
+@pytest.mark.parametrize("name", ["node_epoch_scores", "slash_decisions", "nodes"])
+def test_verifying_every_epoch_at_once_finds_what_one_at_a_time_finds(folder_only, tmp_path, name):
+    """`verify_published_epochs` (the demo's: the folder loaded once) against `verify_published_epoch`."""
+    from epochal.verify_published import verify_published_epoch, verify_published_epochs
+
+    root = tmp_path / "t.published"
+    shutil.copytree(folder_only, root)
+    epochs = pub.list_epochs(root)
+    ticks = []
+    assert verify_published_epochs(root, progress=ticks.append) == {e: [] for e in epochs}
+    assert len(ticks) == len(epochs)
+    n = _epoch_with_decisions(root) if name == "slash_decisions" else epochs[-1]
+    named = _tamper(root, n, name)
+    changed = f"epoch {n}: {name}.parquet: its sha256 differs from the manifest's (the file was changed)"
+    assert changed in verify_published_epochs(root)[n]
+    _reforge(root, n)
+    every = verify_published_epochs(root)
+    assert any(named in d for d in every[n]), every[n]
+    assert all(every[e] == [] for e in epochs if e < n)
+    assert set(every[n]) == set(verify_published_epoch(root, n))
+    assert verify_published_epochs(root, [n]) == {n: every[n]}
+
+
 def test_one_removed_input_event_is_caught_and_named(folder_only, tmp_path):
     from epochal.verify_published import verify_published_epoch
 
