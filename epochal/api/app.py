@@ -330,8 +330,9 @@ def _components(r: dict) -> dict:
 
 
 def _slot_map(bits) -> str:
-    b = int(bits or 0)
-    return "".join("1" if b >> i & 1 else "0" for i in range(RULESET_V1.slots_per_epoch))
+    """The slot bitmap as text, slot 0 first (bit i = slot i)."""
+    n = RULESET_V1.slots_per_epoch
+    return format(int(bits or 0) & ((1 << n) - 1), f"0{n}b")[::-1]
 
 
 def _live(d: dict | None) -> dict | None:
@@ -368,7 +369,9 @@ def create_app(cfg: ApiConfig) -> FastAPI:
                               "published epochs. Read-only.")
     app.state.api = state
 
-    def snap() -> Snapshot:
+    # A coroutine, so that FastAPI does not send this attribute lookup to its thread pool (a hop
+    # per request); the routes stay plain functions, which it runs on the pool, side by side.
+    async def snap() -> Snapshot:
         state.start()  # a TestClient without a `with` block never ran the lifespan
         return state.snapshot()
 
