@@ -24,6 +24,7 @@ from epochal.cli_published import print_published, publish_command, verify_from_
 from epochal.cli_serve import serve
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
+from epochal.sources import SourceError
 from epochal.store import StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,34 +40,55 @@ epoch_app.command("publish")(publish_command)
 app.command("serve")(serve)
 
 
-def _existing_files(paths: list[Path]) -> list[Path]:
-    for p in paths:
-        if not p.exists():
-            raise UserError(f"no such file or folder: {p}")
-    return paths
+# Limits on numbers a user types (a number past them is a mistake, said in one sentence, never a
+# database error): an epoch number fits any time the contract can write (years up to 9999 are
+# ~7·10^7 hourly epochs), and a listing is at most a million rows.
+MAX_REWARD_EPOCH = 2**31 - 1
+MAX_LISTED_ROWS = 1_000_000
+MAX_SEED = 2**63 - 1  # the simulator's random generators take 64-bit seeds
+
+
+def _arrival_us(value: Optional[str]) -> Optional[int]:
+    """--arrived-at: an RFC 3339 time with an offset, or epoch milliseconds (the contract's forms)."""
+    if value is None:
+        return None
+    from scoring.events import time_to_us
+
+    try:
+        return time_to_us(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise UserError(f"--arrived-at must be an RFC 3339 time with an offset (e.g. 2027-01-01T00:00:00Z)"
+                        f" or epoch milliseconds: {exc}") from exc
 
 
 @app.command()
 def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or folders of them."),
-           db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption) -> None:
+           db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption,
+           arrived_at: Optional[str] = typer.Option(
+               None, "--arrived-at", metavar="TIME",
+               help="The arrival time of every event (RFC 3339 or epoch ms; default: now). Events dated more"
+                    " than 5 min after it are rejected from_future; pin it to replay recorded files reproducibly.")
+           ) -> None:
     """Process event files in the embedded engine, close every epoch that is ready, publish it."""
-    from epochal.replay import expand_paths, replay as run_replay
+    from epochal.replay import replay as run_replay
     from epochal.store import resolve_db_path
+    from scoring.timing import format_us
 
-    files = expand_paths(_existing_files(paths))
-    if not files:
-        raise UserError("no .jsonl event files in the given folders")
+    arrived_us = _arrival_us(arrived_at)
     with progress() as bar:
         task = bar.add_task("reading events", total=None)
-        report = run_replay(files, db, progress=lambda n: bar.advance(task, n),
+        report = run_replay(paths, db, progress=lambda n: bar.advance(task, n), arrived_at_us=arrived_us,
                             on_closed=lambda r: bar.update(task, description=f"closed epoch {r.reward_epoch}"),
                             publish=publish)
     c = report.counts
-    out.print(f"read {len(files)} file(s): {c.inputs:,} inputs = {c.accepted:,} accepted + "
+    out.print(f"read {len(report.files)} file(s): {c.inputs:,} inputs = {c.accepted:,} accepted + "
               f"{c.duplicates:,} exact duplicates + {c.rejected:,} rejected"
               + (f" ({c.blank_lines:,} blank lines skipped)" if c.blank_lines else ""))
     if c.by_reason:
         out.print("rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in c.by_reason.items()))
+    if c.by_reason.get("from_future"):
+        out.print(f"from_future: dated more than 5 min after the arrival time {format_us(report.arrived_at_us)}"
+                  + ("" if arrived_at else " (the replay's start; --arrived-at TIME pins it)"))
     if c.late:
         out.print(f"late (for epochs already closed, archived, not counted there): {c.late:,}")
     if report.closed:
@@ -82,7 +104,7 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
 @app.command()
 def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
              hours: int = typer.Option(..., "--hours", help="Hours (reward epochs) to simulate."),
-             seed: int = typer.Option(0, "--seed", help="Random seed."),
+             seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed."),
              out_dir: Path = typer.Option(..., "--out", help="Folder for the event files and truth.json."),
              traces: Optional[Path] = TracesOption) -> None:
     """Write realistic event files and truth.json (planted farms, spoofers, outages)."""
@@ -133,8 +155,10 @@ def epoch_close(db: Optional[Path] = DbOption, publish: Optional[Path] = Publish
 
 
 @epoch_app.command("show")
-def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optional[Path] = DbOption,
-               top: int = typer.Option(10, "--top", help="How many top earners to list.")) -> None:
+def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max=MAX_REWARD_EPOCH),
+               db: Optional[Path] = DbOption,
+               top: int = typer.Option(10, "--top", min=0, max=MAX_LISTED_ROWS,
+                                       help="How many top earners to list.")) -> None:
     """Print one closed epoch: emission, pools, top earners, why nodes were ineligible."""
     from epochal import store
     from scoring.timing import format_us, get_epoch_start_us
@@ -180,7 +204,8 @@ def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optiona
 
 
 @epoch_app.command("verify")
-def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optional[Path] = DbOption,
+def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max=MAX_REWARD_EPOCH),
+                 db: Optional[Path] = DbOption,
                  published: Optional[Path] = typer.Option(
                      None, "--published", help="Re-derive the epoch from this published folder alone (no store).")
                  ) -> None:
@@ -191,7 +216,7 @@ def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optio
     if published is not None:
         return verify_from_folder(reward_epoch, published)
 
-    con = store.connect(db, create=False)
+    con = store.connect(db, create=False, read_only=True)  # verifying only reads
     try:
         differences = verify_epoch(con, reward_epoch)
     except LookupError as exc:
@@ -208,7 +233,8 @@ def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optio
 
 @node_app.command("show")
 def node_show(node_id: str = typer.Argument(..., metavar="ID"), db: Optional[Path] = DbOption,
-              last: int = typer.Option(48, "--last", help="How many of the latest epochs to list.")) -> None:
+              last: int = typer.Option(48, "--last", min=1, max=MAX_LISTED_ROWS,
+                                       help="How many of the latest epochs to list.")) -> None:
     """A node's scores per epoch with every component and, where it earned nothing, why."""
     from epochal import store
 
@@ -258,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("epochal: aborted.")
         sys.exit(130)
-    except (UserError, StoreError) as exc:
+    except (UserError, StoreError, SourceError) as exc:
         err.print(f"epochal: {str(exc).rstrip('.')}.", soft_wrap=True)  # one full stop, whoever wrote it
         sys.exit(1)
     except typer.Exit as exc:

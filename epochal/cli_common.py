@@ -44,5 +44,6 @@ def trace_source(traces) -> str:
 
 def progress(unit: str = "lines") -> Progress:
     """A progress bar on stderr, shown only on a terminal."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} " + unit),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                    TextColumn("{task.completed:,} " + unit, markup=False),
                     TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)

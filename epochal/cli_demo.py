@@ -35,14 +35,14 @@ class _BarMeter:
 
 
 def _stage_progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
 
 
 def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder for everything the demo writes."),
          nodes: int = typer.Option(300, "--nodes", help="Simulated nodes."),
          hours: int = typer.Option(12, "--hours", help="Simulated hours (reward epochs)."),
-         seed: int = typer.Option(7, "--seed", help="Random seed."),
+         seed: int = typer.Option(7, "--seed", min=0, max=2**63 - 1, help="Random seed."),
          traces: Optional[Path] = TracesOption) -> None:
     """The main job on the embedded default: simulate, replay and close, verify, report."""
     from epochal.demo import DEMO_STAGES, DemoRun, StageFailed, clear_previous_outputs, run_stages

@@ -13,6 +13,7 @@ streams_app = typer.Typer(no_args_is_help=True, help="The live path on Kafka: br
 
 BootstrapOption = typer.Option(None, "--bootstrap",
                                help="Kafka bootstrap HOST:PORT (default: $EPOCHAL_KAFKA, else 127.0.0.1:9092).")
+MAX_PARTITIONS = 10_000  # a limit on what a typo can ask a broker to create
 SegmentsOption = typer.Option(None, "--segments",
                               help="Segment folder shared by the workers of a group (default: <db>.segments).")
 
@@ -29,8 +30,9 @@ def _bootstrap(value: Optional[str]) -> str:
 
 
 @streams_app.command("broker")
-def broker(port: int = typer.Option(9092, "--port", help="Port on 127.0.0.1."),
-           partitions: int = typer.Option(4, "--partitions", help="Partitions of each contract topic."),
+def broker(port: int = typer.Option(9092, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
+           partitions: int = typer.Option(4, "--partitions", min=1, max=MAX_PARTITIONS,
+                                          help="Partitions of each contract topic."),
            host: str = typer.Option("127.0.0.1", "--host", help="A loopback address to listen on.")) -> None:
     """Start the local development broker (Tansu, memory only) and create the contract's topics."""
     from streams.broker import BrokerError, is_loopback, run_broker_foreground
@@ -51,18 +53,17 @@ def publish(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) o
             bootstrap: Optional[str] = BootstrapOption,
             time_order: bool = typer.Option(False, "--time-order/--file-order",
                                             help="Merge all files by occurred_at, as a live network sends them."),
-            partitions: int = typer.Option(4, "--partitions", help="Partitions of topics that must be created.")) -> None:
+            partitions: int = typer.Option(4, "--partitions", min=1, max=MAX_PARTITIONS,
+                                           help="Partitions of topics that must be created.")) -> None:
     """Publish event files to the contract's topics, keyed by node_id (kafka-python, acks=all)."""
-    from epochal.replay import expand_paths
+    from epochal.sources import check_readable, expand_paths
     from streams.broker import BrokerError, ensure_topics, wait_for_broker
     from streams.publish import publish as run_publish
 
-    for p in paths:
-        if not p.exists():
-            raise UserError(f"no such file or folder: {p}")
-    files = expand_paths(paths)
+    files = expand_paths(paths)  # (a SourceError is the user's mistake, said in one sentence)
     if not files:
         raise UserError("no .jsonl event files in the given folders")
+    check_readable(files)
     b = _bootstrap(bootstrap)
     try:
         wait_for_broker(b, 15.0)
@@ -78,8 +79,8 @@ def publish(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) o
 def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOption,
            segments: Optional[Path] = SegmentsOption,
            group: str = typer.Option("epochal", "--group", help="Consumer group id."),
-           batch: int = typer.Option(4000, "--batch", help="Most messages in one micro-batch."),
-           within: float = typer.Option(0.5, "--within",
+           batch: int = typer.Option(4000, "--batch", min=1, max=1_000_000, help="Most messages in one micro-batch."),
+           within: float = typer.Option(0.5, "--within", max=3600.0,
                                         help="Longest wait, in seconds, to fill a micro-batch."),
            live_every: Optional[float] = typer.Option(
                None, "--live-every", help="Seconds between live node-state updates and live snapshots"
@@ -89,13 +90,17 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
            status_every: float = typer.Option(10.0, "--status-every",
                                               help="Seconds between status lines (and status file updates).")) -> None:
     """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
-    from epochal.store import resolve_db_path
+    from epochal.store import StoreBusy, check_store_path, connect, resolve_db_path
     from streams.broker import BrokerError, ensure_topics, wait_for_broker
     from streams.worker import WorkerConfig, default_segments_dir, run_worker
 
     path = resolve_db_path(db)
-    if not path.parent.exists():
-        raise UserError(f"the folder {path.parent} for the store does not exist")
+    try:  # a path that is no store is said now, not found by the closer later
+        check_store_path(path)
+        if path.exists():
+            connect(path, read_only=True).close()  # another program's DuckDB file is refused here
+    except StoreBusy:
+        pass  # another worker holds it: this one writes segments for it
     if batch < 1:
         raise UserError("--batch must be at least 1")
     if not within > 0:

@@ -45,10 +45,12 @@ from scoring.events import (
     Rejection,
     TOPIC_OF_EVENT_TYPE,
     canonical_json,
+    future_detail,
     parse_line,
     time_raw_json,
     time_to_us,
 )
+from epochal.sources import SourceError, shown_path
 from scoring.invariants import invariant
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
@@ -341,12 +343,20 @@ class Ingestor:
     """Stages files into temp tables, then classifies and archives them in one pass."""
 
     def __init__(self, con, cfg: RulesetConfig = RULESET_V1, *, progress: Callable[[int], None] | None = None,
-                 base_seq: int | None = None, last_closed: int | None = None):
+                 base_seq: int | None = None, last_closed: int | None = None,
+                 arrived_at_us: int | None = None, crash_hook: Callable[[str], None] | None = None):
         self.con = con
         self.cfg = cfg
         self.progress = progress
         self.counts = IngestCounts()
         self.seq = 0  # local arrival order inside this run
+        # The arrival time of every line staged from a file (a replay's start, or its
+        # --arrived-at): lines dated more than 5 min after it are `from_future` (§10). None: no
+        # such check (the live stream passes each message's own arrival to stage_lines).
+        self.arrived_at_us = arrived_at_us
+        self.crash_hook = crash_hook or (lambda point: None)
+        self._skip_blank = True
+        self._verdict_details: dict[int, str] = {}  # seq → a conflict's detail, when not its own id's
         con.execute(TIME_MACRO)
         con.execute(STAGE_SCHEMA)
         self._fast_sql = _fast_path_sql(cfg)
@@ -357,20 +367,48 @@ class Ingestor:
         self.sources: list[str] = []
         self.fast_lines = 0  # lines typed by the SQL fast path (the rest went to parse_line)
         self._staged_pings = 0
-        from epochal.store import last_closed_epoch, next_arrival_seq
+        from epochal.store import last_closed_epoch, next_arrival_seq, open_ingest_run
 
         # Arrival order continues the store's; epochs closed before this run make its events late.
         self._base_seq = next_arrival_seq(con) if base_seq is None else base_seq
         last = last_closed_epoch(con) if last_closed is None else last_closed
         self._closed = -1 if last is None else last
+        # A run is all or nothing. Its pings are committed in bounded batches while files are read
+        # (one transaction for a whole run held every batch until its end: 2.2x the memory at
+        # 96 h, bench/bench_replay.py), so the run is marked open first (`ingest_open`, committed)
+        # and its last transaction, which writes the other events, the rejections and the
+        # ingest_runs row, also removes the mark. A run that never got there (killed, or given up
+        # on an error) is undone (`store.undo_open_ingest_runs`) by `abort` or by the next
+        # process that opens the store for writing, before anything else, so no close ever reads
+        # half a run and a rerun starts from the store as it was before it.
+        open_ingest_run(con, self._base_seq)
+        self._open = True
+
+    def abort(self) -> None:
+        """Give the run up: nothing of it stays in the store."""
+        from epochal.store import undo_open_ingest_runs
+
+        if self._open:
+            self._open = False
+            try:
+                self.con.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - no transaction was open (or a failed COMMIT ended it)
+                pass
+            undo_open_ingest_runs(self.con)
 
     # -- staging ---------------------------------------------------------------------------
     def stage_file(self, path: Path) -> None:
+        """Stage every line of one file. A file that cannot be read raises `SourceError`
+        (the caller gives the run up: nothing of it is stored)."""
         self._file_first_seq = self.seq
-        for arr, lengths in _prefetched(iter_line_blocks(path)):
-            self._stage_block(arr, lengths, str(path))
-            if self.progress:
-                self.progress(len(arr))
+        name = shown_path(path)
+        try:
+            for arr, lengths in _prefetched(iter_line_blocks(path)):
+                self._stage_block(arr, lengths, name)
+                if self.progress:
+                    self.progress(len(arr))
+        except OSError as exc:
+            raise SourceError(f"cannot read {name}: {exc.strerror or exc}") from exc
 
     def stage_lines(self, lines: list[bytes], source: str, received_us: list[int] | None = None) -> None:
         """Stage raw lines held in memory (e.g. a micro-batch of Kafka message values).
@@ -383,19 +421,23 @@ class Ingestor:
         self._file_first_seq = self.seq
         if lines:
             received = None if received_us is None else np.asarray(received_us, dtype=np.int64)
+            # A message is one input whatever it holds: an empty one is rejected, not skipped
+            # (a file's blank line is layout; a Kafka message is something that arrived).
             self._stage_block(pa.array(lines, type=pa.large_binary()),
                               np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines)), source,
-                              received)
+                              received, skip_blank=received is None)
 
     def _stage_block(self, arr: pa.Array, lengths: np.ndarray, source: str,
-                     received: np.ndarray | None = None) -> None:
-        # Arrow all the way to DuckDB (no copy of the lines): a blank line is one whose
-        # bytes are all whitespace; only short lines can be, so only those are looked at.
+                     received: np.ndarray | None = None, skip_blank: bool = True) -> None:
+        # Arrow all the way to DuckDB (no copy of the lines). A blank line (every byte
+        # whitespace) is skipped and counted apart: the short ones are found here, a longer one
+        # fails the fast path and is found on the slow path (`_stage_slow_line`).
         n_all = len(arr)
         seqs = np.arange(self.seq, self.seq + n_all, dtype=np.int64)
         self.seq += n_all
-        blank = lengths == 0
-        short = np.flatnonzero((lengths > 0) & (lengths <= 64))
+        self._skip_blank = skip_blank
+        blank = (lengths == 0) & skip_blank
+        short = np.flatnonzero((lengths > 0) & (lengths <= 64)) if skip_blank else []
         if len(short):
             for i, value in zip(short, arr.take(pa.array(short)).to_pylist()):
                 blank[i] = not value.strip()
@@ -453,30 +495,42 @@ class Ingestor:
         for seq, raw in zip(seqs[slow_idx].tolist(), slow_raw):
             self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
-        if received is not None:
+        if received is not None or self.arrived_at_us is not None:
             self._reject_from_future(seqs, received, arr, source)
         if self._staged_pings >= FLUSH_PING_ROWS:
             self._flush_pings()
 
-    def _reject_from_future(self, seqs: np.ndarray, received: np.ndarray, arr: pa.Array, source: str) -> None:
-        """The live edge's check, columnar over what this block staged: per line, the latest
-        event time staged (its own, a batch's envelope and inner pings) against its arrival.
-        Those too far ahead are taken out of the staging tables and rejected as from_future."""
+    def _reject_from_future(self, seqs: np.ndarray, received: np.ndarray | None, arr: pa.Array,
+                            source: str) -> None:
+        """The from_future check (§10), columnar over what this block staged: per line, the latest
+        event time staged (its own, a batch's envelope and inner pings) against its arrival
+        (`received`, per line, in the live stream; else the run's `arrived_at_us`). Those too far
+        ahead are taken out of the staging tables and rejected as from_future. The columnar twin
+        of `scoring.events.is_from_future` (the reference parser's last check, so a line the
+        parser rejects keeps the parser's reason); a differential test holds them together."""
         if len(seqs) == 0:
             return
         con, skew_us = self.con, self.cfg.max_future_skew_s * 1_000_000
+        lo, hi = int(seqs[0]), int(seqs[-1])
+        staged = f"""
+            SELECT seq, occurred_at_us, event_id, 'ping' AS event_type FROM stage_pings
+            WHERE seq BETWEEN {lo} AND {hi}
+            UNION ALL
+            SELECT seq, occurred_at_us, event_id, event_type FROM stage_events
+            WHERE seq BETWEEN {lo} AND {hi}"""
+        # Nearly always nothing is ahead: one aggregate says so without grouping by line.
+        earliest = int(received.min()) if received is not None else int(self.arrived_at_us)
+        latest = con.execute(f"SELECT max(occurred_at_us) FROM ({staged})").fetchall()[0][0]
+        if latest is None or latest <= earliest + skew_us:
+            return
+        if received is None:
+            received = np.full(len(seqs), int(self.arrived_at_us), dtype=np.int64)
         block_received = pa.table({"seq": seqs, "received_us": received})  # noqa: F841 (DuckDB reads it)
         con.register("block_received", block_received)
         try:
             rows = con.execute(f"""
-                WITH t AS (
-                    SELECT seq, occurred_at_us, event_id, 'ping' AS event_type FROM stage_pings
-                    WHERE seq BETWEEN {int(seqs[0])} AND {int(seqs[-1])}
-                    UNION ALL
-                    SELECT seq, occurred_at_us, event_id, event_type FROM stage_events
-                    WHERE seq BETWEEN {int(seqs[0])} AND {int(seqs[-1])}
-                )
-                SELECT t.seq, max(t.occurred_at_us) - any_value(r.received_us) AS ahead_us,
+                WITH t AS ({staged})
+                SELECT t.seq, max(t.occurred_at_us), any_value(r.received_us),
                        -- a batch's own id and type (its inner pings are ids of the form <id>:<i>)
                        arg_min(t.event_id, length(t.event_id)), arg_min(t.event_type, length(t.event_id))
                 FROM t JOIN block_received r USING (seq)
@@ -492,15 +546,18 @@ class Ingestor:
         con.execute(f"DELETE FROM stage_pings WHERE seq IN ({future})")
         con.execute(f"DELETE FROM stage_events WHERE seq IN ({future})")
         pos = {int(s): i for i, s in enumerate(seqs.tolist())}
-        for seq, ahead_us, event_id, event_type in rows:
+        for seq, latest_us, arrived_us, event_id, event_type in rows:
             raw, raw_bytes = _raw_text(arr[pos[seq]].as_py().rstrip(b"\n").rstrip(b"\r"))
-            detail = (f"occurred_at is {ahead_us / 1e6:.0f} s after the message arrived"
-                      f" (more than {self.cfg.max_future_skew_s} s)")
-            self._rejects.append((seq, RejectReason.from_future.value, detail, raw, raw_bytes, event_id,
-                                  event_type, TOPIC_OF_EVENT_TYPE.get(event_type), f"{source}:{seq - self._file_first_seq + 1}"))
+            self._rejects.append((seq, RejectReason.from_future.value, future_detail(latest_us, arrived_us, self.cfg),
+                                  raw, raw_bytes, event_id, event_type, TOPIC_OF_EVENT_TYPE.get(event_type),
+                                  f"{source}:{seq - self._file_first_seq + 1}"))
         self._flush_slow()
 
     def _stage_slow_line(self, seq: int, line: bytes, source: str) -> None:
+        if self._skip_blank and not line.strip():  # a blank line too long for _stage_block's look
+            self.counts.inputs -= 1
+            self.counts.blank_lines += 1
+            return
         result = parse_line(line, self.cfg)
         if isinstance(result, Rejection):
             raw, raw_bytes = _raw_text(line)
@@ -574,6 +631,7 @@ class Ingestor:
                 UNION ALL
                 {_batch_digest_sql("stage_events", "seq", "stage_pings", "seq",
                                    "e.seq IN (SELECT seq FROM contested_rows)")}""")
+            self._classify_inner_ids()
             self._archive_pings()
             self._archive_events("event_type = 'ping.batch'")
             self._record_verdicts()
@@ -584,6 +642,112 @@ class Ingestor:
             con.execute("ROLLBACK")
             raise
         self._staged_pings = 0
+        self.crash_hook("after_ping_flush")  # (a batch of the run committed, the run still open)
+
+    def _classify_inner_ids(self) -> None:
+        """A batch's inner ping ids share one namespace with every other event id (contract):
+        `B:1` of batch B against a plain ping, an event or a batch envelope with that very id,
+        whichever way round they were read. The first read stands; a later plain ping or event
+        with that id is an exact duplicate (the same ping) or a conflict; a later batch whose
+        inner ping repeats an earlier ping exactly keeps its other pings (that one is not
+        archived twice), and one whose inner ping conflicts is rejected whole
+        (`conflicting_duplicate`, as one invalid inner ping rejects it).
+
+        `_classify` already judges plain pings, envelopes and events against every archived id
+        (inner ones included). What is left, the staged inner pings against the other ids, is
+        found in one pass over the ids that can collide (an inner id only ever equals an id of
+        another kind); the few collisions are then settled in arrival order. Staged events that
+        are not pings wait for the run's end (`commit`), where an inner ping archived before
+        them makes them a duplicate or a conflict; read before a batch, they stand."""
+        con = self.con
+        if not con.execute("SELECT count(*) FROM (SELECT 1 FROM stage_pings WHERE batch_event_id IS NOT NULL"
+                           " LIMIT 1)").fetchall()[0][0]:
+            return
+        # ids of a staged inner ping that are also the id of something else, staged or archived
+        # (an inner id has a ':' in it: the other side is filtered by that first)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE inner_contested AS
+            WITH inner_ids AS (SELECT event_id FROM stage_pings WHERE batch_event_id IS NOT NULL)
+            SELECT event_id FROM stage_pings WHERE batch_event_id IS NULL AND contains(event_id, ':')
+                   AND event_id IN (SELECT event_id FROM inner_ids)
+            UNION SELECT event_id FROM stage_events WHERE contains(event_id, ':')
+                   AND event_id IN (SELECT event_id FROM inner_ids)
+            UNION SELECT event_id FROM archive_pings WHERE batch_event_id IS NULL AND contains(event_id, ':')
+                   AND event_id IN (SELECT event_id FROM inner_ids)
+            UNION SELECT event_id FROM archive_events WHERE contains(event_id, ':')
+                   AND event_id IN (SELECT event_id FROM inner_ids)
+        """)
+        if not con.execute("SELECT count(*) FROM inner_contested").fetchall()[0][0]:
+            return
+        base = self._base_seq
+        # every occurrence of those ids, in arrival order (a batch's envelope before its pings)
+        rows = con.execute(f"""
+            SELECT ord, staged, seq, kind, event_id, digest FROM (
+                SELECT {base} + seq AS ord, true AS staged, seq,
+                       CASE WHEN batch_event_id IS NULL THEN 'ping' ELSE 'inner' END AS kind,
+                       event_id, {PING_KEY_SQL} AS digest
+                FROM stage_pings WHERE event_id IN (SELECT event_id FROM inner_contested)
+                UNION ALL
+                SELECT {base} + seq, true, seq, CASE WHEN event_type = 'ping.batch' THEN 'batch' ELSE 'event' END,
+                       event_id, CASE WHEN event_type = 'ping.batch' THEN 'batch ' || seq ELSE md5(payload) END
+                FROM stage_events WHERE event_id IN (SELECT event_id FROM inner_contested)
+                UNION ALL
+                SELECT arrival_seq, false, NULL, 'archived', event_id, {PING_KEY_SQL}
+                FROM archive_pings WHERE event_id IN (SELECT event_id FROM inner_contested)
+                UNION ALL
+                SELECT arrival_seq, false, NULL, 'archived', event_id, coalesce(digest, 'batch ' || arrival_seq)
+                FROM archive_events WHERE event_id IN (SELECT event_id FROM inner_contested))
+            ORDER BY ord, kind <> 'batch', event_id
+        """).fetchall()
+        out = {r[0] for r in con.execute("SELECT seq FROM stage_verdicts").fetchall()}
+        holders: dict[str, str] = {}  # id → the digest of the occurrence that stands
+        verdicts: list[tuple[int, str, str]] = []
+        repeated_inner: list[tuple[int, str]] = []
+        groups: dict[int, list[tuple]] = {}
+        for row in rows:
+            groups.setdefault(row[0], []).append(row)
+        for _ord, group in groups.items():
+            staged, seq = group[0][1], group[0][2]
+            if not staged:  # archived: it stands
+                for r in group:
+                    holders.setdefault(r[4], r[5])
+                continue
+            if seq in out:  # already a duplicate or a conflict by its own id
+                continue
+            kinds = {r[3] for r in group}
+            if not kinds & {"inner", "batch"}:  # a plain ping or another event
+                _o, _s, _q, kind, event_id, digest = group[0]
+                held = holders.get(event_id)
+                if held is None:
+                    holders[event_id] = digest
+                elif kind == "ping":
+                    verdicts.append((seq, event_id, "duplicate" if held == digest else "conflicting_duplicate"))
+                    out.add(seq)
+                # (an event read after the inner ping is judged at the run's end, against the archive)
+                continue
+            conflict, repeats = False, []
+            for _o, _s, _q, kind, event_id, digest in group:
+                held = holders.get(event_id)
+                if held is None:
+                    continue
+                if kind == "inner" and held == digest:
+                    repeats.append(event_id)
+                else:
+                    conflict = True
+            if conflict:
+                envelope = con.execute("SELECT event_id FROM stage_events WHERE seq = ?", [seq]).fetchall()[0][0]
+                verdicts.append((seq, envelope, "conflicting_duplicate"))
+                clash = next(r[4] for r in group if r[4] in holders and not (r[3] == "inner" and holders[r[4]] == r[5]))
+                self._verdict_details[seq] = f"event_id {clash} (of this batch) was seen before with a different payload"
+                out.add(seq)
+                continue
+            for _o, _s, _q, kind, event_id, digest in group:
+                holders.setdefault(event_id, digest)
+            repeated_inner += [(seq, event_id) for event_id in repeats]
+        if verdicts:
+            con.executemany("INSERT INTO stage_verdicts VALUES (?, ?, ?)", verdicts)
+        if repeated_inner:
+            con.executemany("DELETE FROM stage_pings WHERE seq = ? AND event_id = ?", repeated_inner)
 
     def _archive_events(self, where: str) -> None:
         cfg, base, closed = self.cfg, self._base_seq, self._closed
@@ -627,7 +791,7 @@ class Ingestor:
             CREATE OR REPLACE TEMP TABLE known_ids AS
             SELECT event_id, arg_min(digest, seq) AS digest, min(seq) AS seq FROM (
                 SELECT event_id, {PING_KEY_SQL} AS digest, -1 AS seq FROM archive_pings
-                WHERE batch_event_id IS NULL AND event_id IN (SELECT event_id FROM {inputs})
+                WHERE event_id IN (SELECT event_id FROM {inputs})  -- a batch's inner pings too: one namespace
                 UNION ALL
                 SELECT a.event_id, coalesce(a.digest, b.digest), -1 FROM archive_events a
                 LEFT JOIN archived_batch_digests b USING (event_id)
@@ -704,14 +868,20 @@ class Ingestor:
             LEFT JOIN stage_pings p ON p.seq = v.seq AND p.batch_event_id IS NULL
             WHERE v.verdict IN ('conflicting_duplicate', 'already_registered')
         """)
+        if self._verdict_details:
+            con.executemany("UPDATE stage_rejects SET detail = ? WHERE seq = ?",
+                            [(d, seq) for seq, d in self._verdict_details.items()])
+            self._verdict_details = {}
 
     def commit(self) -> IngestCounts:
-        """Flush the last pings, decide the other events, write the archive, record the run."""
-        self._flush_pings()
-        con, cfg, base, closed = self.con, self.cfg, self._base_seq, self._closed
-        g, ep = cfg.genesis_us, cfg.reward_epoch_us
-        con.execute("BEGIN TRANSACTION")
+        """Flush the last pings, then, in one transaction: decide the other events, write them
+        and the rejections, record the run and remove its open mark. On any error the run is
+        undone whole (`abort`)."""
+        invariant(self._open, "an ingest run is committed once")
+        con, base = self.con, self._base_seq
         try:
+            self._flush_pings()
+            con.execute("BEGIN TRANSACTION")
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE event_inputs AS SELECT seq, event_id FROM stage_events
             """)
@@ -756,13 +926,18 @@ class Ingestor:
                                    f"{c.duplicates} + rejected {c.rejected}")
             run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
             con.execute(
-                "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                "INSERT INTO ingest_runs (run_id, first_arrival_seq, last_arrival_seq, inputs, accepted, duplicates,"
+                " rejected, late, blank_lines, sources, received_at, arrived_at_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
                 [run_id, c.first_arrival_seq, c.last_arrival_seq, c.inputs, c.accepted, c.duplicates,
-                 c.rejected, c.late, c.blank_lines, os.pathsep.join(self.sources)],
+                 c.rejected, c.late, c.blank_lines, os.pathsep.join(self.sources), self.arrived_at_us],
             )
+            con.execute("DELETE FROM ingest_open")  # the run is whole: its mark goes with this commit
+            self.crash_hook("before_ingest_commit")
             con.execute("COMMIT")
+            self._open = False
         except BaseException:
-            con.execute("ROLLBACK")
+            self.abort()
             raise
         return self.counts
 
@@ -805,9 +980,17 @@ def _ping_row(seq: int, ev: Ping, batch_event_id: str | None) -> tuple:
 
 
 def ingest_files(con, paths: list[Path], cfg: RulesetConfig = RULESET_V1, *,
-                 progress: Callable[[int], None] | None = None) -> IngestCounts:
-    ing = Ingestor(con, cfg, progress=progress)
-    ing.sources = [str(p) for p in paths]
-    for p in paths:
-        ing.stage_file(p)
+                 progress: Callable[[int], None] | None = None, arrived_at_us: int | None = None,
+                 crash_hook: Callable[[str], None] | None = None) -> IngestCounts:
+    """Archive these files as one run: all of it, or, on any error (a file that cannot be read
+    raises `SourceError`), nothing."""
+    ing = Ingestor(con, cfg, progress=progress, arrived_at_us=arrived_at_us, crash_hook=crash_hook)
+    try:
+        ing.sources = [shown_path(p) for p in paths]
+        for p in paths:
+            ing.stage_file(p)
+    except BaseException:
+        ing.abort()
+        raise
     return ing.commit()
+

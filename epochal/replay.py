@@ -1,24 +1,41 @@
 """`epochal replay`: archive event files, then close every epoch that is ready.
 
 Replay reads every given file before it closes anything (ruleset §10), so its outputs do not
-depend on the order of lines or files.
+depend on the order of lines or files. The files are archived as one run (`epochal.ingest`), all
+or nothing: a crash or an unreadable file leaves nothing of the run behind (a killed run is
+undone by the next writer, before anything else).
+
+The arrival time (§10 "Ingest bounds"): every line of a replay arrives when the replay starts
+(the wall clock, read once here at the edge), or at `arrived_at_us` when the caller pins it
+(`--arrived-at`, for a reproducible replay of recorded files). An event dated more than 5 min
+after it is rejected `from_future`, so one far-future ping can neither move the watermark ahead
+nor make the replay close empty epochs up to it. The run records the arrival time it used
+(`ingest_runs.arrived_at_us`), and its rejections, so re-deriving an epoch never reads a clock.
+
+`EPOCHAL_REPLAY_CRASH=<point>:<n>` kills the process at a commit point (`streams.crash`), for the
+crash tests.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from epochal import store
 from epochal.ingest import IngestCounts, ingest_files
+from epochal.sources import SourceError, check_readable, expand_paths
 from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from store.published import Publisher, published_root
+from streams.crash import CrashHook
 
 
 INGEST_MEMORY_LIMIT = "256MB"
 CLOSE_MEMORY_LIMIT = "512MB"
+CRASH_ENV = "EPOCHAL_REPLAY_CRASH"
 
 
 @dataclass
@@ -27,26 +44,26 @@ class ReplayReport:
     closed: list[EpochResult]
     published: list[int] = field(default_factory=list)  # epochs published by this run
     publish_root: Path | None = None
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder stands for its *.jsonl files in name order."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(p.glob("*.jsonl")))
-        else:
-            out.append(p)
-    return out
+    files: list[Path] = field(default_factory=list)  # the files read, folders expanded
+    arrived_at_us: int | None = None  # the arrival time every line was judged against
 
 
 def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESET_V1, *,
            progress: Callable[[int], None] | None = None,
            on_closed: Callable[[EpochResult], None] | None = None,
-           publish: str | Path | None | bool = None) -> ReplayReport:
+           publish: str | Path | None | bool = None,
+           arrived_at_us: int | None = None) -> ReplayReport:
     """`publish`: the published folder (None: `published_root(db)`; False: publish nothing).
     Every epoch closed, and any closed earlier but not yet published, is published after its
-    store commit (`store.published`)."""
+    store commit (`store.published`). `arrived_at_us`: the arrival time of every line (None:
+    now). A path that cannot be read raises `SourceError` before the store is touched."""
+    files = expand_paths(paths)
+    if not files:
+        raise SourceError("no .jsonl event files in the given folders")
+    check_readable(files)
+    # the edge reads the clock once: every line of this run arrived now (unless pinned)
+    arrived = time.time_ns() // 1000 if arrived_at_us is None else arrived_at_us
+    crash = CrashHook(os.environ.get(CRASH_ENV))
     con = store.connect(db)
     root = None if publish is False else published_root(db, publish or None)
     publisher = None
@@ -54,7 +71,8 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
         # Ingest streams through bounded batches; a small DuckDB buffer pool keeps its cache of
         # the growing archive from making memory grow with the input (the budget: flat RSS).
         con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
-        counts = ingest_files(con, expand_paths(paths), cfg, progress=progress)
+        counts = ingest_files(con, files, cfg, progress=progress, arrived_at_us=arrived, crash_hook=crash)
+        crash("after_ingest_commit")
         con.execute(f"SET memory_limit = '{CLOSE_MEMORY_LIMIT}'")
         if root is not None:
             publisher = Publisher(con, root)
@@ -65,12 +83,15 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
                 publisher.closed(result.reward_epoch)  # its files are written meanwhile
             if on_closed is not None:
                 on_closed(result)
+            crash("between_closes")
 
-        closed = close_ready_epochs(con, cfg, on_closed=closed_one)
+        closed = close_ready_epochs(con, cfg, on_closed=closed_one,
+                                    before_commit=lambda e: crash("before_epoch_commit"))
         published = publisher.finish() if publisher is not None else []
+        crash("before_checkpoint")
         con.execute("CHECKPOINT")
     finally:
         if publisher is not None:
             publisher.close()
         con.close()
-    return ReplayReport(counts, closed, published, root)
+    return ReplayReport(counts, closed, published, root, files, arrived)

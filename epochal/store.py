@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from scoring.invariants import invariant
+
 DEFAULT_DB = "epochal.duckdb"
 
 SCHEMA = """
@@ -79,6 +81,17 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     blank_lines BIGINT,
     sources VARCHAR,
     received_at TIMESTAMPTZ
+);
+-- extension: the arrival time a replay judged from_future against (its start, or --arrived-at),
+-- so that what a run accepted never depends on reading a clock again
+ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS arrived_at_us BIGINT;
+
+-- An ingest run in progress (written when it starts, removed by its last commit): rows from
+-- first_arrival_seq on belong to it until then. Found by a later writer, the run was killed or
+-- given up, and is undone (`undo_open_ingest_runs`).
+CREATE TABLE IF NOT EXISTS ingest_open (
+    first_arrival_seq BIGINT NOT NULL,
+    started_at TIMESTAMPTZ
 );
 
 CREATE TABLE IF NOT EXISTS node_epoch_scores (
@@ -206,30 +219,150 @@ class StoreError(Exception):
     """A store that cannot be opened (a user's mistake, reported in one sentence)."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the store (DuckDB's file lock): a second stream worker expects it."""
+
+
+# The store's own mark (engine_meta), written when a store is created: a DuckDB file without it
+# (and without the tables of a store made before the mark) belongs to another program.
+STORE_MARK = ("store_format", "epochal-1")
+# The tables every epochal store has had since its first version (a store made before the mark).
+CORE_TABLES = ("engine_meta", "archive_pings", "archive_events", "rejected_events", "ingest_runs", "reward_epochs")
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
 def resolve_db_path(db: str | os.PathLike | None) -> Path:
     return Path(db or os.environ.get("EPOCHAL_DB") or DEFAULT_DB)
 
 
+def is_duckdb_file(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(12)[8:12] == DUCKDB_MAGIC
+
+
+def check_store_path(path: Path, *, create: bool = True) -> None:
+    """What can be told of a store path without opening it: a new path (when `create`), or an
+    existing DuckDB file. Anything else raises `StoreError` in one sentence."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:  # (DuckDB fails on it with a C++ std::bad_cast)
+        shown = os.fsencode(path).decode("utf-8", "replace")
+        raise StoreError(f"the store's name {shown} is not UTF-8 text: name it in UTF-8") from None
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a store (pass --db FILE)")
+    if not path.exists():
+        if not create:
+            raise StoreError(f"no store at {path} (run `epochal replay` first, or pass --db)")
+        if not path.parent.exists():
+            raise StoreError(f"the folder {path.parent} for the store does not exist")
+        return
+    try:
+        duck = is_duckdb_file(path)
+    except OSError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from exc
+    if not duck:
+        raise StoreError(f"{path} is not an epochal store (not a DuckDB file): name a new file or a store")
+
+
 def connect(db: str | os.PathLike | None, *, create: bool = True, read_only: bool = False,
             memory_limit: str = "2GB") -> duckdb.DuckDBPyConnection:
+    """Open the store. `create`: a new path becomes a new store. Anything else that is not an
+    epochal store (a folder, an event file, another program's DuckDB file) is refused with a
+    `StoreError`, before DuckDB touches it: DuckDB opens some files it cannot write to (a
+    `.jsonl`, `.json` or `.csv`) as an empty in-memory database, and a replay into one would
+    store nothing and say nothing."""
     path = resolve_db_path(db)
-    if not create and not path.exists():
-        raise StoreError(f"no store at {path} (run `epochal replay` first, or pass --db)")
-    if create and not path.parent.exists():
-        raise StoreError(f"the folder {path.parent} for the store does not exist")
+    check_store_path(path, create=create)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
-        raise StoreError(f"cannot open the store {path}: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).splitlines()[0]
+        if "lock" in first.lower():
+            raise StoreBusy(f"cannot open the store {path}: another process holds it ({first})") from exc
+        raise StoreError(f"cannot open the store {path}: {first}") from exc
     except duckdb.Error as exc:
         raise StoreError(f"{path} is not an epochal store: {str(exc).splitlines()[0]}") from exc
-    # A bounded memory footprint: DuckDB spills to disk beyond this, so peak RSS stays flat.
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = true")
-    if not read_only:
-        con.execute(SCHEMA)
-        con.execute(MIGRATIONS)
+    try:
+        _check_is_store(con, path, must_exist=not create)
+        # A bounded memory footprint: DuckDB spills to disk beyond this, so peak RSS stays flat.
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute("SET preserve_insertion_order = true")
+        if not read_only:
+            con.execute(SCHEMA)
+            con.execute(MIGRATIONS)
+            if get_meta(con, STORE_MARK[0]) != STORE_MARK[1]:
+                set_meta(con, *STORE_MARK)
+            undo_open_ingest_runs(con)  # the writer before this one may have died inside a run
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def _check_is_store(con, path: Path, must_exist: bool) -> None:
+    """A DuckDB file is an epochal store when it bears the mark, or (made before the mark)
+    has every core table; an empty one may become a store when the caller creates one."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        " AND table_schema = 'main'").fetchall()}
+    if not tables and not must_exist:
+        return
+    if "engine_meta" in tables:
+        try:
+            if get_meta(con, STORE_MARK[0]) == STORE_MARK[1]:
+                return
+        except duckdb.Error:
+            pass  # an engine_meta of another shape: not ours
+    if not tables:
+        raise StoreError(f"{path} is an empty DuckDB file, not an epochal store (run `epochal replay` first)")
+    if set(CORE_TABLES) <= tables and _has_columns(con, "archive_pings", ("arrival_seq", "occurred_at_us")) \
+            and _has_columns(con, "reward_epochs", ("reward_epoch", "manifest_sha256")):
+        return
+    raise StoreError(f"{path} is a DuckDB file of another program, not an epochal store")
+
+
+def _has_columns(con, table: str, columns: tuple[str, ...]) -> bool:
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database()"
+        " AND table_schema = 'main' AND table_name = ?", [table]).fetchall()}
+    return set(columns) <= have
+
+
+def open_ingest_run(con, first_arrival_seq: int) -> None:
+    """Mark an ingest run open (committed at once): its rows are the ones from first_arrival_seq on."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("INSERT INTO ingest_open VALUES (?, now())", [first_arrival_seq])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def undo_open_ingest_runs(con) -> int:
+    """Undo every ingest run that was opened and never completed: delete the rows it archived or
+    rejected (every row from its first arrival_seq on; one writer at a time, so they are all its
+    own) and its mark, in one transaction. Returns how many rows went. No epoch can have been
+    closed past an open run (a close follows a completed ingest), and that is checked."""
+    rows = con.execute("SELECT min(first_arrival_seq) FROM ingest_open").fetchall()
+    first = rows[0][0] if rows else None
+    if first is None:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        closed_past = con.execute("SELECT count(*) FROM reward_epochs WHERE input_arrival_seq >= ?",
+                                  [first]).fetchall()[0][0]
+        invariant(closed_past == 0, f"no epoch was closed past the open ingest run from arrival_seq {first}")
+        gone = 0
+        for table in ("archive_pings", "archive_events", "rejected_events"):
+            gone += con.execute(f"DELETE FROM {table} WHERE arrival_seq >= ?", [first]).fetchall()[0][0]
+        con.execute("DELETE FROM ingest_runs WHERE last_arrival_seq >= ?", [first])
+        con.execute("DELETE FROM ingest_open")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return gone
 
 
 def get_meta(con, key: str, default: str | None = None) -> str | None:

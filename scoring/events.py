@@ -51,8 +51,9 @@ class RejectReason(str, enum.Enum):
     schema = "schema"  # wrong shape, type, bound, or unknown field
     conflicting_duplicate = "conflicting_duplicate"  # seen event_id, different payload
     already_registered = "already_registered"  # a later node.registered of a registered node
-    before_genesis = "before_genesis"  # occurred_at before genesis
-    from_future = "from_future"  # live stream only: > 5 min ahead of arrival wall-clock
+    before_genesis = "before_genesis"  # occurred_at (or a job's started_at) before genesis
+    from_future = "from_future"  # occurred_at > 5 min after the event's arrival time (§10)
+    invalid_window = "invalid_window"  # a job.completed whose ended_at is before its started_at
 
 
 EVENT_TYPES = (
@@ -305,14 +306,56 @@ def _loads(line: bytes) -> Any:
         def _no_constants(name: str) -> Any:
             raise ValueError(name)
 
-        return json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+        obj = json.loads(line.decode("utf-8"), parse_constant=_no_constants)
+        # The standard module also takes a lone surrogate escape ("\ud800"), which is no
+        # character at all (orjson refuses it): such a string could not be stored or printed.
+        if _has_lone_surrogate(obj):
+            raise ValueError("a string holds a lone surrogate escape (not Unicode text)")
+        return obj
 
 
-def parse_line(line: bytes, cfg: RulesetConfig = RULESET_V1) -> Accepted | Rejection:
+def _has_lone_surrogate(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            if _SURROGATE_RE.search(x):
+                return True
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return False
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def get_latest_time_us(event: Any) -> int:
+    """The latest event time an accepted line carries: its `occurred_at`, and for a
+    `ping.batch` every inner ping's (each is a ping event of its own, §10)."""
+    t = event.occurred_at_us
+    if isinstance(event, PingBatch):
+        t = max([t, *(time_to_us(p.occurred_at) for p in event.pings)])
+    return t
+
+
+def is_from_future(latest_time_us: int, arrived_at_us: int, cfg: RulesetConfig = RULESET_V1) -> bool:
+    """§10 Ingest bounds: an event more than `max_future_skew_s` later than its arrival time.
+    (The ingest's columnar twin: `epochal.ingest.Ingestor._reject_from_future`.)"""
+    return latest_time_us > arrived_at_us + cfg.max_future_skew_s * 1_000_000
+
+
+def parse_line(line: bytes, cfg: RulesetConfig = RULESET_V1, arrived_at_us: int | None = None) -> Accepted | Rejection:
     """One raw line → the accepted event, or a rejection with the first reason that applies.
 
-    Order of checks: size, JSON, shape and type (event_type first), then the ingest bounds
-    (before genesis). `from_future` is the live stream's own check (it needs a clock).
+    Order of checks: size, JSON, shape and type (event_type first), then the ingest bounds of
+    §10: before genesis (`occurred_at`, a batch's inner pings, a job's `started_at`), a job's
+    window (`ended_at` before `started_at`: `invalid_window`), and, when `arrived_at_us` is
+    given, `from_future` (the latest event time more than 5 min after the arrival time; the
+    arrival time is the edge's to know: a message's receipt in the stream, the start of a
+    replay or its `--arrived-at`).
     """
     if len(line) > cfg.max_line_bytes:
         return Rejection(RejectReason.too_large, f"line of {len(line)} bytes is over 1 MiB")
@@ -343,7 +386,23 @@ def parse_line(line: bytes, cfg: RulesetConfig = RULESET_V1) -> Accepted | Rejec
         and any(time_to_us(p.occurred_at) < cfg.genesis_us for p in event.pings)
     ):
         return Rejection(RejectReason.before_genesis, "occurred_at is before genesis", event_id, event_type)
+    if isinstance(event, JobCompleted):
+        started_us, ended_us = time_to_us(event.started_at), time_to_us(event.ended_at)
+        if started_us < cfg.genesis_us:
+            return Rejection(RejectReason.before_genesis, "started_at is before genesis", event_id, event_type)
+        if ended_us < started_us:
+            return Rejection(RejectReason.invalid_window, "ended_at is before started_at", event_id, event_type)
+    if arrived_at_us is not None:
+        latest_us = get_latest_time_us(event)
+        if is_from_future(latest_us, arrived_at_us, cfg):
+            return Rejection(RejectReason.from_future, future_detail(latest_us, arrived_at_us, cfg),
+                             event_id, event_type)
     return Accepted(event, canonical_json(event.model_dump(mode="json")))
+
+
+def future_detail(latest_us: int, arrived_at_us: int, cfg: RulesetConfig = RULESET_V1) -> str:
+    return (f"occurred_at is {(latest_us - arrived_at_us) / 1e6:.0f} s after its arrival time"
+            f" (more than {cfg.max_future_skew_s} s)")
 
 
 def expand_batch(batch: PingBatch) -> list[Ping]:

@@ -17,6 +17,22 @@ Readings of the spec that were not pinned word for word (each chosen as the most
   with u = 0 for every epoch before the first (§10).
 - A ping of a node that never registered still makes its slots up and gets it a score row (§10);
   its reputation and components are null.
+- `from_future` (§10 as amended 2026-12-07) judges the latest event time a line carries: its
+  `occurred_at` and, for a `ping.batch`, every inner ping's (each is a ping event); a job's
+  `started_at`, `ended_at` and `committed_until` are not event times. Exactly 5 min after the
+  arrival is allowed, later is not. A replay reads the clock once, at its start: every line of
+  it arrives then. It is the parser's last check, so a line wrong in another way keeps that reason.
+- A job's window (§10, amended): `started_at` before genesis is `before_genesis` (checked after
+  `occurred_at`), `ended_at < started_at` is `invalid_window`; `ended_at = started_at` is an empty
+  window, not an invalid one, and a `committed_until` before `started_at` only empties the window.
+- One namespace of ids (contract): a batch's inner id `B:i` is an event id like any other. Of a
+  plain ping (or any event) and an inner ping with one id, the first read stands; the second is an
+  exact duplicate when both are the same ping, else a conflict. A batch whose inner ping repeats an
+  earlier ping exactly stands without that ping (it is not archived twice), so that a re-sent ping
+  and its batch give the same archive in either order; a batch whose inner ping conflicts is
+  rejected whole (`conflicting_duplicate`), as one invalid inner ping rejects it.
+- A blank line of an event file (whitespace only, any length) is layout, not an input; a Kafka
+  message is an input whatever it holds (an empty one is rejected `invalid_json`).
 """
 
 from __future__ import annotations

@@ -131,8 +131,9 @@ class Closer:
 
     @classmethod
     def open(cls, db, seg_dir: Path, publish: Path | None = None, **kw) -> "Closer":
-        """Raises `store.StoreError` when another process holds the store. Publishes into
-        `publish` (default `$EPOCHAL_PUBLISH`, else `<db>.published`)."""
+        """Raises `store.StoreBusy` when another process holds the store (another `StoreError`
+        when the path is no store). Publishes into `publish` (default `$EPOCHAL_PUBLISH`, else
+        `<db>.published`)."""
         return cls(store.connect(db), seg_dir, publish_root=published_root(db, publish), **kw)
 
     def close(self) -> None:
@@ -273,7 +274,7 @@ class Closer:
         ordered = valid + edge  # seq i of this run ↔ ordered[i]
         base = store.next_arrival_seq(con)
         last_closed = store.last_closed_epoch(con)
-        ing, new_api = _make_ingestor(con, cfg, base, last_closed)
+        ing, new_api = _make_ingestor(con, cfg, base, last_closed, self.crash_hook)
         ranges: dict[tuple[str, int], list[int]] = {}
         for m in new:
             r = ranges.setdefault((m.topic, m.partition), [m.offset, m.offset])
@@ -481,11 +482,11 @@ class Closer:
 # the engine's ingest, as it is today
 # ----------------------------------------------------------------------------------------
 
-def _make_ingestor(con, cfg, base: int, last_closed):
+def _make_ingestor(con, cfg, base: int, last_closed, crash_hook=None):
     """An Ingestor continuing the store's arrival order (both forms of its API)."""
     params = inspect.signature(Ingestor.__init__).parameters
     if "base_seq" in params:
-        return Ingestor(con, cfg, base_seq=base, last_closed=last_closed), True
+        return Ingestor(con, cfg, base_seq=base, last_closed=last_closed, crash_hook=crash_hook), True
     return Ingestor(con, cfg), False
 
 

@@ -49,7 +49,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -60,6 +59,7 @@ from epochal import store
 from scoring.ruleset import RULESET_V1
 from streams.broker import INPUT_TOPICS, faust_app_settings, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
+from streams.crash import CrashHook
 from streams.segments import Message, now_us, write_segment
 from streams.take import take_batches
 
@@ -94,31 +94,6 @@ class WorkerConfig:
 
 def default_segments_dir(db: Path) -> Path:
     return Path(str(db) + ".segments")
-
-
-class CrashHook:
-    """Fault injection for the crash tests: `EPOCHAL_STREAMS_CRASH=<point>:<n>` kills this
-    process with SIGKILL the n-th time it reaches <point>. Unset, it does nothing. Points:
-    after_consume (a micro-batch taken from Kafka, nothing of it durable, its offsets not
-    committed), after_segment (a worker that is not the closer: its segment durable, the
-    offsets not committed), before_archive_commit,
-    after_archive_commit, before_close, between_closes (after an epoch's commit, before the
-    next close of the pass) and before_epoch_commit (inside a close's transaction: every row
-    written and checked, COMMIT not reached)."""
-
-    def __init__(self, spec: str | None) -> None:
-        self.point, self.n = None, 0
-        if spec:
-            self.point, _, n = spec.partition(":")
-            self.n = int(n or 1)
-        self.hits = 0
-
-    def __call__(self, point: str) -> None:
-        if point == self.point:
-            self.hits += 1
-            if self.hits >= self.n:
-                log.warning("crash hook: SIGKILL at %s (#%d)", point, self.hits)
-                os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Pipeline:
@@ -174,7 +149,7 @@ class Pipeline:
                                       live_every_s=self.cfg.live_every_s, crash_hook=self.crash,
                                       live_updates=self.live_updates,
                                       live_rows_per_s=self.cfg.live_rows_per_s, publish=self.cfg.publish)
-        except store.StoreError as exc:
+        except store.StoreBusy as exc:
             log.info("not the closer (%s); writing segments only", exc)
             return
         log.info("closer: this worker owns %s", self.cfg.db)

@@ -237,6 +237,46 @@ def test_an_event_before_genesis_is_before_genesis():
     assert reason_of(line(REGISTERED, occurred_at="2026-01-01T00:59:59+01:00")) == RejectReason.before_genesis
 
 
+def test_a_job_that_started_before_genesis_is_before_genesis():
+    # (amended 2026-12-07: a job dated 1970 counted decades of slots as downtime)
+    assert reason_of(line(JOB, started_at="1970-01-01T00:00:00Z")) == RejectReason.before_genesis
+    assert reason_of(line(JOB, started_at=1767225599999)) == RejectReason.before_genesis
+    assert accepted(line(JOB, started_at=1767225600000)).job_id == "job-1"
+
+
+def test_a_job_that_ends_before_it_starts_is_an_invalid_window():
+    assert reason_of(line(JOB, ended_at="2025-12-31T23:00:00Z")) == RejectReason.invalid_window
+    assert reason_of(line(JOB, started_at="2026-01-01T00:30:00Z", ended_at="2026-01-01T00:29:59.999999Z")) \
+        == RejectReason.invalid_window
+    assert accepted(line(JOB, ended_at="2026-01-01T00:00:00Z")).job_id == "job-1"  # an empty window is one
+
+
+def test_an_event_more_than_five_minutes_after_its_arrival_is_from_future():
+    arrived = GENESIS_US + 3_600_000_000  # 01:00
+
+    def reason(raw):
+        out = parse_line(raw, arrived_at_us=arrived)
+        return out.reason if isinstance(out, Rejection) else None
+
+    assert reason(line(PING, occurred_at="2026-01-01T01:05:00Z")) is None  # exactly 5 min: allowed
+    assert reason(line(PING, occurred_at="2026-01-01T01:05:00.000001Z")) == RejectReason.from_future
+    assert reason(line(JOB, occurred_at="2027-01-01T00:00:00Z")) == RejectReason.from_future
+    late_inner = {**BATCH["pings"][0], "occurred_at": "2026-01-01T01:06:00Z"}  # one inner ping ahead
+    assert reason(line(BATCH, pings=[*BATCH["pings"], late_inner])) == RejectReason.from_future
+    assert parse_line(line(PING, occurred_at="2027-01-01T00:00:00Z")).event.node_id == "n1"  # no arrival: no check
+    # the other reasons come first
+    assert reason(line(PING, occurred_at="2027-01-01T00:00:00Z", reachable="yes")) == RejectReason.schema
+
+
+def test_a_lone_surrogate_escape_is_not_json_this_engine_reads():
+    # (a 41-byte line with one ended the ingest in a UnicodeEncodeError)
+    assert reason_of(b'{"event_id":"\\ud800","event_type":"nope"}') == RejectReason.invalid_json
+    assert reason_of(line(PING, node_id="\udfff")) == RejectReason.invalid_json
+    assert reason_of(b'{"event_id":"x","event_type":"ping","\\udc00":1}') == RejectReason.invalid_json
+    assert accepted(b'{"event_id":"x","event_type":"ping","schema_version":1,"node_id":"\\ud83d\\ude00",'
+                    b'"occurred_at":1767225600000,"checker_id":"c","reachable":true}').node_id == "\U0001F600"
+
+
 def test_an_event_exactly_at_genesis_is_accepted():
     assert accepted(line(PING, occurred_at="2026-01-01T01:00:00+01:00")).occurred_at_us == GENESIS_US
 

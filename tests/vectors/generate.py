@@ -310,6 +310,12 @@ def event_cases() -> dict:
              "pings": [{"node_id": "n1", "occurred_at": "2026-01-01T00:00:10Z", "reachable": True, "rtt_ms": 3},
                        {"node_id": "n2", "occurred_at": 1767225620000, "reachable": False, "rtt_ms": None}]}
 
+    job = {"event_id": "j1", "event_type": "job.completed", "schema_version": 1, "node_id": "n1",
+           "occurred_at": "2026-01-01T02:00:00Z", "job_id": "job-1", "buyer_id": "buyer-1",
+           "started_at": "2026-01-01T00:10:00Z", "ended_at": "2026-01-01T01:40:00Z",
+           "committed_until": "2026-01-01T02:00:00Z", "status": "failed_node", "gpu_hours": 1.5,
+           "fee_base_units": 1000}
+
     def j(base, **kw):
         return json.dumps({**base, **kw})
 
@@ -328,6 +334,12 @@ def event_cases() -> dict:
         j(batch), j(batch, pings=[]),
         j(batch, pings=[batch["pings"][0], {**batch["pings"][1], "reachable": "no"}]),
         j(batch, pings=[batch["pings"][0], {**batch["pings"][1], "occurred_at": "2025-12-31T23:59:59Z"}]),
+        # §10 as amended 2026-12-07: a job's window starts at genesis at the earliest and never ends
+        # before it starts (an empty window, ended_at = started_at, is a window)
+        j(job), j(job, started_at="1970-01-01T00:00:00Z"), j(job, started_at="2025-12-31T23:59:59.999999Z"),
+        j(job, ended_at="2026-01-01T00:09:59.999999Z"), j(job, ended_at="2026-01-01T00:10:00Z"),
+        # a lone surrogate escape is no character: not JSON this engine reads
+        '{"event_id": "\\ud800", "event_type": "nope"}', '{"event_id": "\\ud83d\\ude00", "event_type": "nope"}',
     ]
     cases = []
     for text in lines:
