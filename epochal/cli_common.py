@@ -9,6 +9,7 @@ markup off, so a node id such as `[/x]` prints as itself.
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import typer
@@ -28,6 +29,21 @@ PublishOption = typer.Option(None, "--publish",
 
 class UserError(Exception):
     """A mistake of the caller, reported in one sentence on stderr with a non-zero exit."""
+
+
+def check_listen(host: str, port: int) -> None:
+    """A taken port or an address not of this machine, said in one sentence before anything loads."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family, _type, _proto, _name, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def trace_source(traces) -> str:

@@ -15,7 +15,10 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from epochal.cli_common import TracesOption, UserError, err, out, trace_source
+from epochal.cli_common import TracesOption, UserError, check_listen, err, out, trace_source
+
+
+HOST = "127.0.0.1"  # the explorer listens on this machine only
 
 
 class _BarMeter:
@@ -43,14 +46,21 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
          nodes: int = typer.Option(300, "--nodes", help="Simulated nodes."),
          hours: int = typer.Option(12, "--hours", help="Simulated hours (reward epochs)."),
          seed: int = typer.Option(7, "--seed", min=0, max=2**63 - 1, help="Random seed."),
-         traces: Optional[Path] = TracesOption) -> None:
-    """The main job on the embedded default: simulate, replay and close, verify, report."""
-    from epochal.demo import DEMO_STAGES, DemoRun, StageFailed, clear_previous_outputs, run_stages
+         traces: Optional[Path] = TracesOption,
+         serve: bool = typer.Option(False, "--serve", help="Then serve the buyer API and node explorer on localhost."),
+         port: int = typer.Option(8000, "--port", help="Port for --serve.")) -> None:
+    """The main job on the embedded default: simulate a network, replay it, close and publish every
+    epoch, verify each from the published folder, write a report; with --serve, serve the explorer."""
+    from epochal.demo import DEMO_STAGES, DemoRun, StageFailed, clear_previous_outputs, run_stages, serve_explorer
 
     if nodes < 1 or hours < 1:
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} exists and is not a folder")
+    if serve:  # a taken port is said now, not after the stages
+        if not 0 < port < 65536:
+            raise UserError(f"--port must be between 1 and 65535, not {port}")
+        check_listen(HOST, port)
     run = DemoRun(out_dir=out_dir, nodes=nodes, hours=hours, seed=seed, traces=traces, source=trace_source(traces))
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_outputs(run)
@@ -77,3 +87,11 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
     out.print(f"done in {total:.0f} s. Wrote:")
     for what, path in run.written():
         out.print(f"  {what}: {path}")
+    if serve:
+        n = len(stages) + 1
+        try:
+            serve_explorer(run, HOST, port, lambda url: out.print(
+                f"{n}. serving the buyer API and node explorer at {url} (API: {url}nodes, {url}epochs, "
+                f"{url}openapi.json); Ctrl-C stops it"))
+        except OSError as exc:
+            raise UserError(f"demo stage {n} (serve) failed: {exc}") from exc

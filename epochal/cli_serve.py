@@ -11,13 +11,12 @@ told otherwise.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from epochal.cli_common import DbOption, UserError, err, out
+from epochal.cli_common import DbOption, UserError, check_listen, err, out
 from epochal.store import resolve_db_path
 from store.published import published_root
 
@@ -46,7 +45,7 @@ def serve(db: Optional[Path] = DbOption,
     if published is not None and not root.is_dir():
         raise UserError(f"no published folder at {root}")
     treasury_path = treasury or Path(str(resolve_db_path(db)) + ".treasury.duckdb")
-    _check_listen(host, port)
+    check_listen(host, port)
 
     # FastAPI and uvicorn load only when serving (they cost ~0.5 s at every other command's start)
     import uvicorn
@@ -71,18 +70,3 @@ def serve(db: Optional[Path] = DbOption,
         uvicorn.Server(config).run()
     finally:
         state.stop()
-
-
-def _check_listen(host: str, port: int) -> None:
-    """A taken port or an address not of this machine, said in one sentence before anything loads."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    family, _type, _proto, _name, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

@@ -654,40 +654,40 @@ def _suspects_section(inv: dict, first: int, last: int) -> str:
 
 
 def _checks_section(data: ReportData, epochs: list[dict]) -> str:
-    """One row per epoch: its manifest and every check the run made of it."""
-    def mark(done: list[int] | None, e: int) -> str:
-        return "–" if done is None else ("✓" if e in done else "✗")
-
+    """One row per epoch: its manifest and every check the run made of it (a column per check
+    that ran)."""
     valid = {v["reward_epoch"]: v for v in (data.validations or [])}
     txs: dict[int, list[dict]] = {}
     for t in data.settlements or []:
         txs.setdefault(t["reward_epoch"], []).append(t)
-    arch, pub = set(data.verified or []), set(data.verified_published or [])
-    rows = []
-    for r in epochs:
-        e = r["reward_epoch"]
-        v = valid.get(e)
-        mine = txs.get(e, [])
-        paid = sum(int(t["amount_base_units"]) for t in mine if t.get("status") == "confirmed")
-        rows.append((e, mono(r["manifest_sha256"], 16),
-                     mark(None if data.verified is None else arch, e),
-                     mark(None if data.verified_published is None else pub, e),
-                     "–" if v is None else (f"✓ {len(v['checks'])} checks" if v["passed"] else "✗"),
-                     "–" if data.settlements is None else len(mine),
-                     "–" if data.settlements is None else ("✓ " if paid == r["allocated"] else "✗ ") + f"{paid:,}"))
+
+    def paid(r: dict) -> str:
+        mine = txs.get(r["reward_epoch"], [])
+        p = sum(int(t["amount_base_units"]) for t in mine if t.get("status") == "confirmed")
+        return ("✓ " if p == r["allocated"] else "✗ ") + f"{p:,} in {len(mine)} transactions"
+
+    columns = [("epoch", lambda r: r["reward_epoch"]), ("manifest", lambda r: mono(r["manifest_sha256"], 16))]
     said = []
     if data.verified is not None:
+        arch = set(data.verified)
+        columns.append(("from the archive", lambda r: "✓" if r["reward_epoch"] in arch else "✗"))
         said.append("recomputed from the archive in the store (every row, the manifest)")
     if data.verified_published is not None:
+        pub = set(data.verified_published)
+        columns.append(("from the published folder", lambda r: "✓" if r["reward_epoch"] in pub else "✗"))
         said.append("re-derived from the published folder alone, with no store (every file against its manifest, "
-                    "the manifests' hash chain, every row recomputed from the published inputs)")
+                    "the manifests' hash chain, every row and the manifest recomputed from the published inputs)")
     if data.validations is not None:
+        def check(r):
+            v = valid.get(r["reward_epoch"])
+            return "–" if v is None else (f"✓ {len(v['checks'])} checks" if v["passed"] else "✗")
+        columns.append(("validation", check))
         said.append("validated by the great-expectations gate before any payment")
     if data.settlements is not None:
-        said.append("paid on chain: the confirmed transfers of its transactions against what it allocated")
+        columns.append(("paid on chain (base units)", paid))
+        said.append("paid on chain: its transactions' confirmed transfers against what it allocated")
     return ("<p>Each epoch " + "; ".join(said) + ".</p>"
-            + table(["epoch", "manifest", "from the archive", "from the published folder", "validation",
-                     "transactions", "paid on chain (base units)"], rows))
+            + table([c for c, _ in columns], [tuple(f(r) for _, f in columns) for r in epochs]))
 
 
 def _settlement_section(data: ReportData, epochs: list[dict]) -> str:
