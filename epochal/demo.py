@@ -104,7 +104,7 @@ class DemoRun:
         return self.out_dir / "epochal.duckdb.published"
 
     @property
-    def treasury(self) -> Path:
+    def treasury_file(self) -> Path:
         return self.out_dir / "epochal.duckdb.treasury.duckdb"
 
     @property
@@ -232,7 +232,7 @@ def serve_explorer(run: DemoRun, host: str, port: int, on_ready: Callable[[str],
 
     from epochal.api.app import ApiConfig, create_app
 
-    app = create_app(ApiConfig(published=run.published, treasury=run.treasury))
+    app = create_app(ApiConfig(published=run.published, treasury=run.treasury_file))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="on"))
     # uvicorn runs in a thread so that this one can say when it listens; Ctrl-C reaches this thread
