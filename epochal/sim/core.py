@@ -49,6 +49,21 @@ CHECKERS: tuple[str, ...] = (
     "checker-apne1",
 )
 CHECKER_BATCHING: tuple[bool, ...] = (True, False, True, False, True, False)
+# Typical round trip (ms) from a node in each region (rows, REGIONS order) to each checker
+# (columns, CHECKERS order); each node sees its own factor around it, nodes of one data centre
+# nearly the same one, and every node behind one machine exactly the same one.
+REGION_CHECKER_RTT_MS = np.array(
+    [
+        [8, 65, 90, 80, 220, 160],
+        [65, 8, 150, 140, 170, 110],
+        [90, 150, 8, 20, 160, 230],
+        [80, 140, 20, 8, 170, 220],
+        [220, 170, 160, 170, 8, 70],
+        [160, 110, 230, 220, 70, 8],
+        [120, 180, 200, 190, 320, 260],
+    ],
+    dtype=np.float64,
+)
 
 FARM_SIGNALS: tuple[str, ...] = (
     "shared_ip",
@@ -57,6 +72,14 @@ FARM_SIGNALS: tuple[str, ...] = (
     "benchmark_clone",
     "fingerprint_reuse",
     "lockstep_uptime",
+)
+# Farms built other ways ("spread" farms: no single IP, partial and jittered signals), so a
+# detector tuned on the designs above is also tried on these. Each is (design, signals).
+SPREAD_FARM_DESIGNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("multi_subnet_clone", ("benchmark_clone", "jittered_lockstep", "same_second", "shared_rtt")),
+    ("partial_fingerprints", ("fingerprint_reuse", "neighbour_subnets", "wash_jobs")),
+    ("jittered_slow_burst", ("jittered_lockstep", "slow_burst")),
+    ("wallet_pairs", ("wallet_reuse", "same_second", "wash_jobs")),
 )
 
 # Spoofer designs: (mode, claimed spelling, claimed count, true model, found count, expected verdict)
@@ -265,6 +288,19 @@ def simulate(
         groups += [g] * s
     roles += ["spoofer"] * n_spoof
     groups += [-1] * n_spoof
+    # spread farms and honest shared subnets (look-alikes) draw from a stream of their own
+    r_x = _rng(seed, 21)
+    farm2_sizes: list[int] = []
+    subnet_sizes: list[int] = []
+    if N >= 60:
+        farm2_sizes = _sizes(r_x, max(3, round(0.03 * N)), 3, int(min(120, max(3, round(0.015 * N)))))
+        subnet_sizes = _sizes(r_x, max(6, round(0.04 * N)), 6, int(min(60, max(6, round(0.02 * N)))))
+    for g, s in enumerate(farm2_sizes):
+        roles += ["farm2"] * s
+        groups += [g] * s
+    for g, s in enumerate(subnet_sizes):
+        roles += ["subnet"] * s
+        groups += [g] * s
     roles += ["honest"] * (N - len(roles))
     groups += [-1] * (N - len(groups))
     # shuffle which random id gets which role (ids are random already; keep index order stable)
@@ -299,6 +335,38 @@ def simulate(
             quality(n)
             own_fingerprints(n)
 
+    # shared subnets: a university or cloud /24 (sometimes two) holding many independent nodes
+    r_sub = _rng(seed, 22)
+    dc_of: dict[int, int] = {}  # node index -> data-centre number (shared RTT factor)
+    n_dc = 0
+    for g, size in enumerate(subnet_sizes):
+        members = [n for n in nodes_l if n.role == "subnet" and groups[n.idx] == g]
+        region = int(r_sub.choice(len(REGIONS), p=region_p))
+        span = 2 if size > 20 and r_sub.random() < 0.5 else 1
+        a, b, c = subnets.new(region, span=span)
+        hosts = r_sub.permutation(np.arange(2, 255))
+        for k, n in enumerate(members):
+            independent(n)
+            quality(n)
+            own_fingerprints(n)
+            n.region = region
+            n.ip = f"{a}.{b}.{c + k % span}.{int(hosts[k // span])}"
+            dc_of[n.idx] = n_dc
+        n_dc += 1
+        plants.append(
+            {
+                "kind": "subnet",
+                "node_ids": sorted(n.node_id for n in members),
+                "params": {
+                    "what": ("university", "cloud")[int(r_sub.integers(0, 2))],
+                    "region": REGIONS[region],
+                    "subnets": [f"{a}.{b}.{c + i}.0/24" for i in range(span)],
+                    "size": len(members),
+                    "independent": True,
+                },
+            }
+        )
+
     # fleets: honest data centres, one declared operator, one /24
     for g, size in enumerate(fleet_sizes):
         members = [n for n in nodes_l if n.role == "fleet" and groups[n.idx] == g]
@@ -316,8 +384,10 @@ def simulate(
             n.claimed, n.true_model, n.claimed_count, n.found_count = claimed, true_model, count, count
             n.operator_id = operator
             n.reg_us = t0 + base + int(r_reg.integers(0, 15 * 60_000_000))
+            dc_of[n.idx] = n_dc
             quality(n)
             own_fingerprints(n)
+        n_dc += 1
         plants.append(
             {
                 "kind": "fleet",
@@ -415,6 +485,100 @@ def simulate(
             }
         )
 
+    # spread farms: no single IP, distinct wallets or wallets shared by pairs, partial signals
+    r_f2 = _rng(seed, 23)
+    host_of: dict[int, int] = {}  # node index -> machine number (same RTT factor exactly)
+    n_host = 0
+    for g, members in enumerate(farm_members):
+        if "shared_ip" in farm_signals[g]:
+            for n in members:
+                host_of[n.idx] = n_host
+            n_host += 1
+    farm2_design: list[tuple[str, tuple[str, ...]]] = []
+    for g2, size in enumerate(farm2_sizes):
+        g = len(farm_sizes) + g2
+        members = [n for n in nodes_l if n.role == "farm2" and groups[n.idx] == g2]
+        design, signals = SPREAD_FARM_DESIGNS[g2 % len(SPREAD_FARM_DESIGNS)]
+        farm2_design.append((design, signals))
+        region = int(r_f2.choice(len(REGIONS), p=region_p))
+        if r_f2.random() < 0.6:
+            key = ("RTX-4090", "RTX-3090", "RTX-4080", "RTX-A6000")[int(r_f2.integers(0, 4))]
+            count = (1, 1, 2)[int(r_f2.integers(0, 3))]
+            claimed = _claim_spelling(r_f2, key, None)
+        else:
+            claimed, key, count = _draw_hardware(r_f2, traces)
+        shared_q = (float(r_f2.uniform(0.9, 0.99)), float(r_f2.uniform(0.9, 0.99)), float(r_f2.uniform(0.95, 0.98)))
+        pool = [_fingerprint(r_f2) for _ in range(count)]
+        n_pool = max(2, round(0.4 * size))
+        n_wallets = (size + 1) // 2
+        wallets = [_wallet(r_f2) for _ in range(n_wallets)]
+        n_sub = int(r_f2.integers(2, 5))
+        if "neighbour_subnets" in signals:
+            a, b, c = subnets.new(region, span=n_sub)
+            nets = [(a, b, c + i) for i in range(n_sub)]
+        else:  # a few unrelated /24s (other providers, other regions), or one of its own each
+            nets = [subnets.new(int(r_f2.choice(len(REGIONS), p=region_p))) for _ in range(n_sub + 2)]
+        t_burst = t0 + int(r_f2.integers(60_000_000, 30 * 60_000_000))
+        for k, n in enumerate(members):
+            n.claimed, n.true_model, n.claimed_count, n.found_count = claimed, key, count, count
+            n.region = region
+            if "wallet_pairs" == design:
+                pa, pb, pc = subnets.new(int(r_f2.choice(len(REGIONS), p=region_p)))
+            else:
+                pa, pb, pc = nets[int(r_f2.integers(0, len(nets)))]
+            n.ip = f"{pa}.{pb}.{pc}.{int(r_f2.integers(2, 255))}"
+            n.wallet = wallets[k // 2] if "wallet_reuse" in signals else _wallet(r_f2)
+            if "slow_burst" in signals:
+                t_burst += int(r_f2.integers(5_000_000, 40_000_000))
+                n.reg_us = t_burst
+            else:
+                n.reg_us = t0 + min(int(r_f2.exponential(6 * 60e6)), 40 * 60_000_000) + int(r_f2.integers(0, 10**6))
+            if "benchmark_clone" in signals:
+                n.q = shared_q
+                n.clone_group = g
+            else:
+                n.q = (float(r_f2.uniform(0.87, 1.0)), float(r_f2.uniform(0.87, 1.0)), float(r_f2.uniform(0.94, 0.985)))
+            if "fingerprint_reuse" in signals and k < n_pool:
+                n.fingerprints = list(pool)
+            else:
+                n.fingerprints = [_fingerprint(r_f2) for _ in range(count)]
+            if "shared_rtt" in signals or "same_second" in signals:
+                host_of[n.idx] = n_host
+        n_host += 1
+        farm_members.append(members)
+        farm_signals.append(list(signals))
+        plants.append(
+            {
+                "kind": "farm",
+                "node_ids": sorted(n.node_id for n in members),
+                "params": {
+                    "farm_id": f"farm-{g}",
+                    "size": len(members),
+                    "hiding": "spread",
+                    "design": design,
+                    "signals": list(signals),
+                    "ip_style": None,
+                    "subnets": sorted({".".join(n.ip.split(".")[:3]) + ".0/24" for n in members}),
+                    "wallets": sorted(set(n.wallet for n in members)),
+                    "gpu_model": claimed,
+                    "registration_burst_start": None,
+                },
+            }
+        )
+
+    # round trips: a region's typical figure per checker, a factor per node (per data centre,
+    # nearly; per machine, exactly)
+    r_rtt = _rng(seed, 24)
+    factor = r_rtt.lognormal(0.0, 0.25, (N, len(CHECKERS)))
+    dc_factor = r_rtt.lognormal(0.0, 0.25, (max(1, n_dc), len(CHECKERS)))
+    host_factor = r_rtt.lognormal(0.0, 0.25, (max(1, n_host), len(CHECKERS)))
+    near = r_rtt.lognormal(0.0, 0.03, (N, len(CHECKERS)))
+    for i, d in sorted(dc_of.items()):
+        factor[i] = dc_factor[d] * near[i]
+    for i, h in sorted(host_of.items()):
+        factor[i] = host_factor[h]
+    rtt_base = REGION_CHECKER_RTT_MS[np.array([n.region for n in nodes_l])] * factor
+
     # spoofers
     r_sp = _rng(seed, 6)
     spoofers = [n for n in nodes_l if n.role == "spoofer"]
@@ -485,8 +649,8 @@ def simulate(
     runs = np.abs(np.diff(C.astype(np.int8), axis=1)).sum(axis=1)
     by_frag = np.lexsort((np.arange(n_c), runs))
     order = np.zeros(N, dtype=np.int64)
-    honest_like = [n.idx for n in nodes_l if n.role in ("honest", "fleet")]
-    others = [n.idx for n in nodes_l if n.role not in ("honest", "fleet")]
+    honest_like = [n.idx for n in nodes_l if n.role in ("honest", "fleet", "subnet")]
+    others = [n.idx for n in nodes_l if n.role not in ("honest", "fleet", "subnet")]
     for grp in (honest_like, others):
         k = len(grp)
         if k == 0:
@@ -515,6 +679,25 @@ def simulate(
             lock_rows[g] = n.idx
         fill(n.idx, int(order[n.idx]))
 
+    # jittered lockstep: one machine's up and down, each node dropping a few slots of its own
+    # and now and then coming back a minute late
+    r_jit = _rng(seed, 25)
+    sync_groups: list[list[int]] = []
+    for g2, (design, signals) in enumerate(farm2_design):
+        members = farm_members[len(farm_sizes) + g2]
+        if "same_second" in signals:
+            sync_groups.append([n.idx for n in members])
+        if "jittered_lockstep" not in signals:
+            continue
+        host = presence[members[0].idx].copy()
+        rises = np.flatnonzero(host[1:] & ~host[:-1]) + 1
+        for n in members:
+            row = host.copy()
+            row[r_jit.random(L) < 0.02] = False
+            late_up = rises[r_jit.random(rises.size) < 0.3]
+            row[late_up] = False
+            presence[n.idx] = row
+
     # regional outages: many honest nodes of one region down at once, nothing else shared
     r_out = _rng(seed, 9)
     outaged: set[int] = set()
@@ -525,7 +708,7 @@ def simulate(
             minutes = int(r_out.integers(3, 26))
             region = int(r_out.choice(len(REGIONS), p=region_p))
             cands = [
-                n.idx for n in nodes_l if n.role in ("honest", "fleet") and n.region == region and n.idx not in outaged
+                n.idx for n in nodes_l if n.role in ("honest", "fleet", "subnet") and n.region == region and n.idx not in outaged
             ]
             share = float(r_out.uniform(0.6, 0.9))
             hit = [i for i in cands if r_out.random() < share]
@@ -754,6 +937,39 @@ def simulate(
         )
         break
 
+    # wash jobs: a buyer of the farm's own buys only from its nodes, always "succeeded"
+    r_w = _rng(seed, 26)
+    for g2, (design, signals) in enumerate(farm2_design):
+        if "wash_jobs" not in signals:
+            continue
+        members = farm_members[len(farm_sizes) + g2]
+        buyer = f"buyer-{_hex(r_w, 4)}"
+        for _ in range(3 * len(members)):
+            n = members[int(r_w.integers(0, len(members)))]
+            d = int(r_w.integers(600, 2400))
+            if H * HOUR_US <= (d + 120) * 1_000_000:
+                continue
+            st = t0 + int(r_w.integers(0, H * HOUR_US - (d + 120) * 1_000_000))
+            en = st + d * 1_000_000
+            gpu_hours = round(n.found_count * d / 3600.0, 6)
+            job_rows.append(
+                {
+                    "job_id": "job-" + _hex(r_w, 6),
+                    "node": n.idx,
+                    "buyer": buyer,
+                    "start": st,
+                    "end": en,
+                    "committed": max(en, st + int(math.ceil(d / 900.0)) * 900 * 1_000_000),
+                    "status": "succeeded",
+                    "gpu_hours": gpu_hours,
+                    "fee": int(gpu_hours * hw.price_per_gpu_hour_base_units(n.true_model)),
+                    "delay": int(r_w.integers(0, 30_000_000)),
+                }
+            )
+        for p in plants:
+            if p["kind"] == "farm" and p["params"]["farm_id"] == f"farm-{len(farm_sizes) + g2}":
+                p["params"]["wash_buyer_id"] = buyer
+
     # jobs whose node really had >= 5 consecutive non-up slots inside the window (§8), or failed_node
     expected_downtime: list[str] = []
     for jr in job_rows:
@@ -842,6 +1058,10 @@ def simulate(
     # ---------------------------------------------------------------- pings, hour by hour
     r_pg = _rng(seed, 14)
     settings = PingSettings(CHECKERS, CHECKER_BATCHING)
+    r_sync = _rng(seed, 27)
+    grp_of = np.full(N, -1, dtype=np.int64)
+    for gi, idxs in enumerate(sync_groups):
+        grp_of[idxs] = gi
     pc = PingCounts()
     noise = PingNoise()
     node_series = pl.Series([n.node_id for n in nodes_l], dtype=pl.Utf8)
@@ -860,7 +1080,13 @@ def simulate(
             noise.by_file_malformed[name] = 0
             noise.by_file_duplicates[name] = 0
         s1 = min(s0 + CHUNK_SLOTS, L)
-        lines, single, _ = chunk_lines(presence, s0, s1, s1 == L, node_series, t0, abs_slot0, settings, r_pg, pc)
+        sync = None
+        if sync_groups:
+            shape = (len(sync_groups), s1 - s0)
+            sync = (grp_of, r_sync.integers(0, len(CHECKERS), shape), r_sync.integers(0, 60, shape))
+        lines, single, _ = chunk_lines(
+            presence, s0, s1, s1 == L, node_series, t0, abs_slot0, settings, r_pg, pc, rtt_base=rtt_base, sync=sync
+        )
         n_dup = int(r_pg.integers(0, 3))
         n_bad = int(r_pg.integers(1 if ci == 0 else 0, 2))
         lines, d_, b_ = add_noise(lines, single, r_pg, n_dup, n_bad)
@@ -879,7 +1105,9 @@ def simulate(
     counts["ping.batch.inner"] = pc.inner
 
     # ---------------------------------------------------------------- truth
-    plants.sort(key=lambda p: ({"farm": 0, "spoofer": 1, "outage": 2, "fleet": 3}.get(p["kind"], 9), p["node_ids"]))
+    plants.sort(
+        key=lambda p: ({"farm": 0, "spoofer": 1, "outage": 2, "fleet": 3, "subnet": 4}.get(p["kind"], 9), p["node_ids"])
+    )
     truth = {
         "seed": int(seed),
         "nodes": N,
@@ -927,6 +1155,7 @@ def simulate(
             "farm": sum(len(m) for m in farm_members),
             "spoofer": len(spoofers),
             "fleet": sum(fleet_sizes),
+            "subnet": sum(subnet_sizes),
             "outage": len({i for p in plants if p["kind"] == "outage" for i in p["node_ids"]}),
         },
         "reward_epochs": [int(start_reward_epoch), int(start_reward_epoch + H - 1)],

@@ -77,9 +77,17 @@ def chunk_lines(
     settings: PingSettings,
     rng: np.random.Generator,
     counts: PingCounts,
+    rtt_base: np.ndarray | None = None,
+    sync: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     """JSON lines of slots [s0, s1) sorted by delivery order; also whether each is a single
-    ping line (eligible for noise) and its sort key."""
+    ping line (eligible for noise) and its sort key.
+
+    `rtt_base` (nodes × checkers, ms): the round trip a checker sees to a node, each ping
+    jittered around it; without it every ping's RTT is drawn alone. `sync` = (group of each
+    node or -1, checker and second per (group, slot of [s0, s1))): the first ping of a slot of
+    a node in a group is taken by the group's checker in the group's second of that slot, as
+    when one machine answers for every node of a farm."""
     block = presence[:, s0:s1]
     up_n, up_s = np.nonzero(block)
     dn_n, dn_s = np.nonzero(~block)
@@ -100,7 +108,21 @@ def chunk_lines(
     off = rng.integers(0, SLOT_US, n, dtype=np.int64)
     nchk = len(settings.checkers)
     checker = rng.integers(0, nchk, n).astype(np.int16)
-    rtt = np.clip(np.round(rng.lognormal(np.log(38.0), 0.55, n) * 10), 5, 20000).astype(np.int64)
+    if rtt_base is None:
+        rtt = np.clip(np.round(rng.lognormal(np.log(38.0), 0.55, n) * 10), 5, 20000).astype(np.int64)
+    else:
+        jitter = rng.lognormal(0.0, 0.12, n)
+        rtt = np.clip(np.round(rtt_base[node, checker] * jitter * 10), 5, 20000).astype(np.int64)
+    if sync is not None:
+        grp_of, g_chk, g_sec = sync
+        g = grp_of[node]
+        m = (g >= 0) & (k == 0)
+        if m.any():
+            gi, si = g[m], slot[m] - s0
+            checker[m] = g_chk[gi, si]
+            off[m] = g_sec[gi, si].astype(np.int64) * 1_000_000 + rng.integers(0, 1_000_000, int(m.sum()))
+            if rtt_base is not None:
+                rtt[m] = np.clip(np.round(rtt_base[node[m], checker[m]] * jitter[m] * 10), 5, 20000)
     ms = rng.random(n) < settings.ms_share
     batched = np.asarray(settings.batching, dtype=bool)[checker]
     t_us = t0_us + slot.astype(np.int64) * SLOT_US + off
