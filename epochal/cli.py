@@ -20,6 +20,7 @@ from rich.table import Table
 
 from epochal.cli_common import DbOption, PublishOption, TracesOption, UserError, err, out, progress, trace_source
 from epochal.cli_demo import demo
+from epochal.cli_investigate import investigate_app
 from epochal.cli_published import print_published, publish_command, verify_from_folder
 from epochal.cli_serve import serve
 from epochal.cli_slashes import slashes_app
@@ -38,6 +39,7 @@ app.add_typer(slashes_app, name="slashes")
 app.command("demo")(demo)
 epoch_app.command("publish")(publish_command)
 app.command("serve")(serve)
+app.add_typer(investigate_app, name="investigate")
 
 
 # Limits on numbers a user types (a number past them is a mistake, said in one sentence, never a

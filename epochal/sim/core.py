@@ -658,9 +658,21 @@ def simulate(
         pos = np.floor((np.arange(k) + r_pr.random()) * n_c / k).astype(np.int64) % n_c
         order[np.asarray(grp)[r_pr.permutation(k)]] = by_frag[pos]
 
+    # Independent machines do not live the same minutes: two nodes drawing one container get
+    # windows of it at least 10 minutes apart while the trace has room (an identical history
+    # of two strangers would be a trace artefact, not a network's life).
+    used_offsets: dict[int, list[int]] = {}
+
     def fill(i: int, c: int) -> None:
         pos = 0
-        o = int(r_pr.integers(0, S - L + 1)) if L <= S else int(r_pr.integers(0, S))
+        hi = S - L + 1 if L <= S else S
+        o = int(r_pr.integers(0, hi))
+        taken = used_offsets.setdefault(c, [])
+        for _ in range(20):
+            if all(abs(o - u) >= 10 for u in taken):
+                break
+            o = int(r_pr.integers(0, hi))
+        taken.append(o)
         while pos < L:
             take = min(L - pos, S - o)
             presence[i, pos : pos + take] = C[c, o : o + take]
@@ -668,6 +680,15 @@ def simulate(
             pos += take
             c, o = int(r_pr.integers(0, n_c)), 0
 
+    # A farm's machines share a host (power, network): its blips are theirs. The host is drawn
+    # from the fragmented containers of the trace (50+ changes, present half the time or more),
+    # so that the shared life is there to be seen
+    # within the simulated hours (a host that never blips plants nothing).
+    r_host = _rng(seed, 28)
+    frag_half = [int(c) for c in by_frag.tolist() if runs[int(c)] >= 50 and C[int(c)].mean() >= 0.5]
+    frag_half = frag_half or [int(c) for c in by_frag[n_c // 2:].tolist()]
+    hosts_first = {ms[0].idx for g2, ms in enumerate(farm_members[len(farm_sizes):])
+                   if ms and "jittered_lockstep" in farm2_design[g2][1]}
     lock_rows: dict[int, int] = {}
     for n in nodes_l:
         g = groups[n.idx]
@@ -677,6 +698,11 @@ def simulate(
                 source[n.idx] = list(source[lock_rows[g]])
                 continue
             lock_rows[g] = n.idx
+            fill(n.idx, int(frag_half[int(r_host.integers(0, len(frag_half)))]))
+            continue
+        if n.idx in hosts_first:
+            fill(n.idx, int(frag_half[int(r_host.integers(0, len(frag_half)))]))
+            continue
         fill(n.idx, int(order[n.idx]))
 
     # jittered lockstep: one machine's up and down, each node dropping a few slots of its own

@@ -1,0 +1,512 @@
+"""Pair signals: what ties two nodes that claim to be independent, each with its figure and the
+event ids behind it.
+
+Every signal is a function `Features -> pairs` (columns `a < b` node indices, `value` its figure,
+`weight` in [0, 1] how much it says, `evidence` the event ids) listed in `SIGNALS` with its
+*family* and *strength*:
+
+- **hard** links (family `identity`): the same wallet, IP or GPU fingerprint on two nodes.
+- **circumstantial** signals, one family each except the network ones: `network` (same /24,
+  neighbouring /24s, near-identical round trips from every checker: the same place, so their
+  weights do not add up), `hardware` (benchmark clones), `uptime` (lockstep), `timing`
+  (same-second pings), `registration` (bursts), `jobs` (wash buyers).
+
+Pairs are never formed over all nodes: each signal *blocks* nodes into buckets that can only
+hold related nodes (a wallet, a fingerprint, a gap in uptime, a MinHash band, a sorted
+neighbourhood of benchmark figures) and compares inside a bucket. A bucket too large to be one
+operator's (more than `MAX_BUCKET` nodes) is skipped and reported as such: it is the whole
+network, not a farm (a /24 of a cloud provider, a region's outage).
+
+No threshold below is a constant of the simulator: closeness is judged against what chance
+gives in the same population (benchmarks against the spread of the model's figures, round trips
+against each node's own jitter, bursts against the registration rate around them, lockstep
+against the slots where the node's whole region went down, wash jobs against how a buyer's jobs
+spread over the network).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from .features import MINHASH_K, Features
+
+MAX_BUCKET = 400
+PAIR_SCHEMA = {"a": pl.Int64, "b": pl.Int64, "value": pl.Float64, "weight": pl.Float64, "evidence": pl.List(pl.Utf8)}
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    family: str
+    strength: str  # hard | circumstantial
+    fn: Callable[[Features], pl.DataFrame]
+    what: str
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=PAIR_SCHEMA)
+
+
+def _pairs_in_groups(df: pl.DataFrame, group: str, ev: str | None = None) -> pl.DataFrame:
+    """All pairs of distinct nodes sharing a value of `group` (buckets of ≤ MAX_BUCKET nodes),
+    with the event id of each side's row when `ev` is given."""
+    cols = ["idx", group] + ([ev] if ev else [])
+    d = df.select(cols).drop_nulls([group]).unique(subset=["idx", group], keep="first")
+    size = d.group_by(group).agg(pl.col("idx").n_unique().alias("_n"))
+    d = d.join(size.filter((pl.col("_n") >= 2) & (pl.col("_n") <= MAX_BUCKET)), on=group).drop("_n")
+    if d.is_empty():
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64, group: d.schema[group], "ev_a": pl.Utf8, "ev_b": pl.Utf8})
+    j = d.join(d, on=group, suffix="_r").filter(pl.col("idx") < pl.col("idx_r"))
+    return j.select(
+        pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), pl.col(group),
+        (pl.col(ev) if ev else pl.lit(None, pl.Utf8)).alias("ev_a"),
+        (pl.col(f"{ev}_r") if ev else pl.lit(None, pl.Utf8)).alias("ev_b"),
+    )
+
+
+def _finish(p: pl.DataFrame, value: pl.Expr, weight: pl.Expr) -> pl.DataFrame:
+    if p.is_empty():
+        return _empty()
+    return (
+        p.with_columns(value.cast(pl.Float64).alias("value"), weight.cast(pl.Float64).alias("weight"),
+                       pl.concat_list([pl.col("ev_a"), pl.col("ev_b")]).list.drop_nulls().alias("evidence"))
+        .group_by(["a", "b"])
+        .agg(pl.col("value").max(), pl.col("weight").max(), pl.col("evidence").list.explode(keep_nulls=False, empty_as_null=False).unique().sort())
+        .select(list(PAIR_SCHEMA))
+        .sort(["a", "b"])
+    )
+
+
+# ---------------------------------------------------------------- hard links
+
+def shared_wallet(f: Features) -> pl.DataFrame:
+    p = _pairs_in_groups(f.nodes, "wallet", "reg_event_id")
+    return _finish(p, pl.lit(1.0), pl.lit(0.9))
+
+
+def shared_ip(f: Features) -> pl.DataFrame:
+    """One IP on several nodes: at registration, or benchmarking for them."""
+    rows = pl.concat([
+        f.nodes.select("idx", "ip", pl.col("reg_event_id").alias("ev")),
+        f.benchmarks.select("idx", "ip", pl.col("event_id").alias("ev")),
+    ]).drop_nulls("ip")
+    p = _pairs_in_groups(rows, "ip", "ev")
+    return _finish(p, pl.lit(1.0), pl.lit(0.85))
+
+
+def shared_fingerprint(f: Features) -> pl.DataFrame:
+    """One GPU (its fingerprint) reported by two nodes: a card cannot sit in two machines."""
+    fp = f.benchmarks.select("idx", "event_id", "occurred_at_us", "fingerprints").explode("fingerprints")
+    fp = fp.drop_nulls("fingerprints").sort(["occurred_at_us", "event_id"])
+    p = _pairs_in_groups(fp.rename({"fingerprints": "fp"}), "fp", "event_id")
+    if p.is_empty():
+        return _empty()
+    p = p.group_by(["a", "b"]).agg(pl.col("fp").n_unique().alias("n"), pl.col("ev_a").first(), pl.col("ev_b").first())
+    return _finish(p, pl.col("n"), pl.lit(1.0))
+
+
+# ---------------------------------------------------------------- network (one family)
+
+def same_subnet(f: Features) -> pl.DataFrame:
+    p = _pairs_in_groups(f.nodes, "subnet", "reg_event_id")
+    return _finish(p, pl.lit(24.0), pl.lit(0.2))
+
+
+def neighbour_subnet(f: Features) -> pl.DataFrame:
+    """/24s next to each other (third octets 1–3 apart in one /16): one operator's block."""
+    d = f.nodes.select("idx", "net16", "c3", "reg_event_id", "subnet").drop_nulls(["net16", "c3"])
+    size = d.group_by("net16").len()
+    d = d.join(size.filter(pl.col("len") <= MAX_BUCKET), on="net16").drop("len")
+    j = d.join(d, on="net16", suffix="_r").filter(
+        (pl.col("idx") < pl.col("idx_r")) & ((pl.col("c3") - pl.col("c3_r")).abs().is_between(1, 3))
+    )
+    p = j.select(pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), (pl.col("c3") - pl.col("c3_r")).abs().alias("gap"),
+                 pl.col("reg_event_id").alias("ev_a"), pl.col("reg_event_id_r").alias("ev_b"))
+    return _finish(p, pl.col("gap"), pl.lit(0.12))
+
+
+def rtt_twins(f: Features) -> pl.DataFrame:
+    """Round trips from every checker equal within what each node's own jitter explains."""
+    r = f.rtt.filter(pl.col("n") >= 5)
+    if r.is_empty():
+        return _empty()
+    top = r.group_by("checker_id").agg(pl.col("n").sum()).sort(["n", "checker_id"], descending=[True, False])
+    use = top["checker_id"].head(4).to_list()
+    wide = r.filter(pl.col("checker_id").is_in(use)).pivot(on="checker_id", index="idx", values="med_log")
+    wide = wide.drop_nulls()
+    if wide.height < 2 or len(use) < 3:
+        return _empty()
+    cand = []
+    for shift in (0.0, 1 / 3, 2 / 3):  # three offset grids, so near values share a bin in one of them
+        key = pl.concat_str([((pl.col(c) / 0.1) + shift).floor().cast(pl.Int64).cast(pl.Utf8) for c in use], separator="|")
+        g = wide.select("idx", key.alias("k"))
+        cand.append(_pairs_in_groups(g, "k").select("a", "b"))
+    pairs = pl.concat(cand).unique()
+    if pairs.is_empty():
+        return _empty()
+    # every checker both nodes were seen from must agree within 3 standard errors
+    ra = r.select("idx", "checker_id", "med_log", "se_log")
+    j = (pairs.join(ra.rename({"idx": "a"}), on="a")
+         .join(ra.rename({"idx": "b"}), on=["b", "checker_id"], suffix="_b")
+         .with_columns(((pl.col("med_log") - pl.col("med_log_b")).abs()
+                        / (pl.col("se_log") ** 2 + pl.col("se_log_b") ** 2 + 1e-6).sqrt()).alias("z")))
+    agg = j.group_by(["a", "b"]).agg(pl.len().alias("checkers"), pl.col("z").max().alias("zmax"),
+                                     (pl.col("med_log") - pl.col("med_log_b")).abs().max().alias("dmax"))
+    ok = agg.filter((pl.col("checkers") >= 3) & (pl.col("zmax") <= 3.0))
+    p = ok.with_columns(pl.lit(None, pl.Utf8).alias("ev_a"), pl.lit(None, pl.Utf8).alias("ev_b"))
+    return _finish(p, pl.col("dmax").exp() - 1.0, pl.lit(0.25))
+
+
+# ---------------------------------------------------------------- hardware
+
+def benchmark_clone(f: Features) -> pl.DataFrame:
+    """Benchmark figures of two nodes of one model closer than chance allows in that model's
+    population (median over each node's benchmarks)."""
+    b = f.benchmarks.drop_nulls(["fp32", "bw", "vram"]).filter((pl.col("fp32") > 0) & (pl.col("bw") > 0))
+    if b.is_empty():
+        return _empty()
+    per = b.group_by("idx").agg(
+        pl.col("gpu_model").last(), pl.col("gpu_count").last(), pl.col("fp32").log().median().alias("lf"),
+        pl.col("bw").log().median().alias("lb"), pl.col("vram").median().alias("vram"), pl.col("event_id").last().alias("ev"),
+    ).with_columns(pl.concat_str([pl.col("gpu_model"), pl.col("gpu_count").cast(pl.Utf8)], separator="×").alias("grp"))
+    # How far apart two honest nodes of one model read: the 10–90 % range of each node's figures
+    # around its model's median, pooled over every model with 3+ nodes (a farm of clones is a
+    # small part of the pool, so it cannot shrink the yardstick it is measured with).
+    per = per.with_columns(pl.len().over("grp").alias("m"),
+                           (pl.col("lf") - pl.col("lf").median().over("grp")).alias("cf"),
+                           (pl.col("lb") - pl.col("lb").median().over("grp")).alias("cb"))
+    pool = per.filter(pl.col("m") >= 3)
+    sf = float(pool["cf"].quantile(0.9) - pool["cf"].quantile(0.1)) if pool.height >= 10 else 0.1
+    sb = float(pool["cb"].quantile(0.9) - pool["cb"].quantile(0.1)) if pool.height >= 10 else 0.1
+    per = per.with_columns(pl.lit(max(sf, 0.02)).alias("sf"), pl.lit(max(sb, 0.02)).alias("sb"))
+    per = per.filter(pl.col("m") >= 2).sort(["grp", "lf", "idx"])
+    if per.is_empty():
+        return _empty()
+    per = per.with_columns(pl.int_range(pl.len()).over("grp").alias("rank"))
+    K = 12  # each node against its next K in its model's order of fp32 (a sorted neighbourhood)
+    parts = []
+    for k in range(1, K + 1):
+        parts.append(per.join(per.with_columns((pl.col("rank") - k).alias("rank")), on=["grp", "rank"], suffix="_r"))
+    j = pl.concat(parts)
+    df = (pl.col("lf") - pl.col("lf_r")).abs()
+    db = (pl.col("lb") - pl.col("lb_r")).abs()
+    j = j.with_columns(df.alias("df"), db.alias("db"))
+    # chance that a pair of this model is this close on both figures, times the pairs there are
+    j = j.with_columns(
+        ((2 * pl.max_horizontal(pl.col("df"), pl.lit(1e-4)) / pl.col("sf"))
+         * (2 * pl.max_horizontal(pl.col("db"), pl.lit(1e-4)) / pl.col("sb"))
+         * (pl.col("m") * (pl.col("m") - 1) / 2)).alias("expected")
+    ).filter((pl.col("expected") < 0.05) & ((pl.col("vram") - pl.col("vram_r")).abs() <= 0.01 * pl.col("vram")))
+    p = j.select(
+        pl.min_horizontal("idx", "idx_r").alias("a"), pl.max_horizontal("idx", "idx_r").alias("b"),
+        pl.max_horizontal("df", "db").alias("d"), pl.col("expected"), pl.col("ev").alias("ev_a"), pl.col("ev_r").alias("ev_b"),
+    )
+    # three nodes all clones of one another: chance gives that about expected² as often
+    ab = p.select("a", "b")
+    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b"))])
+    tri = (both.join(both, on="a", suffix="_2").filter(pl.col("b") < pl.col("b_2"))
+           .join(ab.rename({"a": "b", "b": "b_2"}), on=["b", "b_2"], how="semi"))
+    in_tri = pl.concat([tri.select(pl.min_horizontal("a", "b").alias("a"), pl.max_horizontal("a", "b").alias("b")),
+                        tri.select(pl.min_horizontal("a", "b_2").alias("a"), pl.max_horizontal("a", "b_2").alias("b")),
+                        tri.select(pl.col("b").alias("a"), pl.col("b_2").alias("b"))]).unique().with_columns(
+        pl.lit(True).alias("tri"))
+    p = p.join(in_tri, on=["a", "b"], how="left").with_columns(pl.col("tri").fill_null(False))
+    return _finish(p, pl.col("d").exp() - 1.0,
+                   pl.when((pl.col("expected") < 0.001) | pl.col("tri")).then(0.55).otherwise(0.4))
+
+
+# ---------------------------------------------------------------- uptime
+
+def _regional_mask(f: Features) -> tuple[np.ndarray, list[dict]]:
+    """Slots where a region went down together: excluded from lockstep.
+
+    An outage starts at a slot where 30 % or more of the region's active nodes go down within
+    two slots, over many subnets (5 or more, one for every two nodes, and 30 % of the region's
+    subnets: a farm is one place or a few, a region many); it lasts until half of the nodes it
+    took down are up again. The same nodes going down together again and again are not a region.
+    Returns a (nodes, slots) bool mask of excluded slots (the region's nodes, the outage's slots
+    and one either side) and the outages found."""
+    n, E = f.up_words.shape
+    if n == 0 or E == 0:
+        return np.zeros((n, 0), bool), []
+    up = _up_matrix(f)
+    S = up.shape[1]
+    region = f.nodes["region"].fill_null("?").to_numpy()
+    subnet = f.nodes["subnet"].fill_null("?").to_numpy()
+    mask = np.zeros_like(up)
+    outages: list[dict] = []
+    active = np.cumsum(up, axis=1) > 0  # after its first up slot
+    fall = np.zeros_like(up)
+    fall[:, 1:] = up[:, :-1] & ~up[:, 1:]
+    fall2 = fall.copy()
+    fall2[:, :-1] |= fall[:, 1:]  # down at this slot or the next
+    for r in sorted(set(region.tolist())):
+        rows = np.flatnonzero(region == r)
+        if rows.size < 5:
+            continue
+        act = active[rows].sum(axis=0)
+        fr = fall2[rows]
+        share = fr.sum(axis=0) / np.maximum(act, 1)
+        s_hot = np.flatnonzero((share >= 0.3) & (fr.sum(axis=0) >= 5))
+        region_nets = len(set(subnet[rows].tolist()))
+        s_next = -1
+        found: list[tuple[int, int, np.ndarray, int]] = []
+        for s0 in s_hot.tolist():
+            if s0 <= s_next:
+                continue
+            hit = rows[fr[:, s0]]
+            nets = len(set(subnet[hit].tolist()))
+            if nets < max(5, 0.5 * hit.size, 0.3 * region_nets):
+                continue
+            s1 = s0 + 1
+            while s1 < S and (~up[hit, s1]).mean() >= 0.5:
+                s1 += 1
+            s_next = s1
+            found.append((s0, s1, hit, nets))
+        # the same nodes going down together again and again are a group in lockstep, not the
+        # region: an outage whose nodes are mostly another outage's (Jaccard ≥ 0.7) is dropped
+        sets = [set(h.tolist()) for _, _, h, _ in found]
+        for k, (s0, s1, hit, nets) in enumerate(found):
+            if any(j != k and len(sets[k] & sets[j]) >= 0.7 * len(sets[k] | sets[j]) for j in range(len(found))):
+                continue
+            lo, hi = max(0, s0 - 1), min(S, s1 + 2)
+            mask[np.ix_(rows, np.arange(lo, hi))] = True
+            outages.append({"region": r, "from_slot": int(s0), "to_slot": int(s1), "nodes": int(hit.size),
+                            "subnets": nets, "node_idx": hit.tolist()})
+    return mask, outages
+
+
+def _up_matrix(f: Features) -> np.ndarray:
+    n, E = f.up_words.shape
+    bits = np.unpackbits(f.up_words.view(np.uint8).reshape(n, E, 8), axis=2, bitorder="little")[:, :, :60]
+    return bits.reshape(n, E * 60).astype(bool)
+
+
+_LOCK_CACHE: dict[int, tuple] = {}
+
+
+def lockstep_context(f: Features) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    key = id(f)
+    if key not in _LOCK_CACHE:
+        _LOCK_CACHE.clear()
+        mask, outages = _regional_mask(f)
+        _LOCK_CACHE[key] = (_up_matrix(f), mask, outages)
+    return _LOCK_CACHE[key]
+
+
+LOCKSTEP_LAGS = tuple(k for m in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30) for k in (-m, m))
+
+
+def lockstep(f: Features) -> pl.DataFrame:
+    """Uptime that moves together: nodes that share a gap (a down run's first and last slot)
+    outside their region's outages are compared slot by slot where both existed: down slots
+    shared far beyond what independent nodes with as much downtime would share, and clearly more
+    in the same minute than with one node shifted by up to half an hour either way."""
+    up, mask, _ = lockstep_context(f)
+    n, S = up.shape
+    if n < 2 or S < 3:
+        return _empty()
+    active = np.cumsum(up, axis=1) > 0
+    d = np.zeros((n, S + 2), np.int8)
+    d[:, 1:-1] = (~up & active & ~mask).astype(np.int8)
+    ch = np.diff(d, axis=1)
+    starts_r, starts_c = np.nonzero(ch == 1)
+    ends_r, ends_c = np.nonzero(ch == -1)
+    # np.nonzero is row-major, so starts and ends pair up in order
+    gap = pl.DataFrame({"idx": starts_r.astype(np.int64), "s": starts_c.astype(np.int64), "e": ends_c.astype(np.int64)})
+    gap = gap.filter(pl.col("e") < S)  # a gap seen closing
+    if gap.is_empty():
+        return _empty()
+    gap = gap.with_columns(pl.concat_str([pl.col("s").cast(pl.Utf8), pl.col("e").cast(pl.Utf8)], separator="-").alias("k"))
+    p = _pairs_in_groups(gap, "k")
+    if p.is_empty():
+        return _empty()
+    cnt = p.group_by(["a", "b"]).agg(pl.len().alias("shared"))
+    a = cnt["a"].to_numpy()
+    b = cnt["b"].to_numpy()
+    # Over the slots both were active and neither in a regional outage: how many down slots the
+    # two share against what two independent nodes with their down counts would share
+    # (μ = d_a·d_b / n), as a Poisson tail (Chernoff bound); and their phi correlation.
+    sig = np.zeros(a.size)
+    phi = np.zeros(a.size)
+    valid_all = active & ~mask
+    for lo in range(0, a.size, 20000):
+        sa, sb = a[lo:lo + 20000], b[lo:lo + 20000]
+        v = valid_all[sa] & valid_all[sb]
+        x = up[sa] & v
+        y = up[sb] & v
+        nn = v.sum(1).astype(np.float64)
+        n1 = x.sum(1).astype(np.float64)
+        n2 = y.sum(1).astype(np.float64)
+        n11 = (x & y).sum(1).astype(np.float64)
+        d1, d2 = nn - n1, nn - n2
+        dd = nn - n1 - n2 + n11  # down together
+        mu = np.maximum(d1 * d2 / np.maximum(nn, 1), 1e-9)
+        chern = np.where(dd > mu, dd * np.log(np.maximum(dd, 1e-9) / mu) - dd + mu, 0.0) / math.log(10)
+        # peaked at lag 0: two nodes merely alike (the same life a few minutes apart, or a
+        # pattern that repeats every few minutes) share nearly as many down slots at some other
+        # lag; lockstep shares clearly most in the same minute (25 % more than at any lag of
+        # 1–10, 15, 20 or 30 minutes either way)
+        da, db = v & ~x, v & ~y
+        lagged = np.zeros_like(dd)
+        for k in LOCKSTEP_LAGS:
+            lagged = np.maximum(lagged, (da & np.roll(db, k, axis=1)).sum(1))
+        chern = np.where(dd > 1.25 * lagged, chern, 0.0)
+        sig[lo:lo + 20000] = chern
+        den = np.sqrt(n1 * d1 * n2 * d2)
+        phi[lo:lo + 20000] = np.where(den > 0, (nn * n11 - n1 * n2) / np.where(den > 0, den, 1), 0.0)
+    cnt = cnt.with_columns(pl.Series("sig", sig), pl.Series("phi", phi)).filter(
+        (pl.col("sig") >= 4) & (pl.col("phi") >= 0.3))
+    p = cnt.with_columns(pl.lit(None, pl.Utf8).alias("ev_a"), pl.lit(None, pl.Utf8).alias("ev_b"))
+    # 0.35 at 1e-4, 0.65 (a link alone) from 1e-12
+    return _finish(p, pl.col("phi"), 0.35 + 0.3 * ((pl.col("sig") - 4) / 8).clip(0, 1))
+
+
+# ---------------------------------------------------------------- timing
+
+def same_second(f: Features) -> pl.DataFrame:
+    """Pings answered by the same checker in the same second, slot after slot (MinHash over the
+    (checker, second) of each node's pings; 8 bands of 3)."""
+    mh = f.minhash
+    have = np.flatnonzero(f.ping_counts >= 30)
+    if have.size < 2:
+        return _empty()
+    cand = []
+    for band in range(MINHASH_K // 3):
+        cols = mh[have, band * 3:(band + 1) * 3]
+        key = (cols[:, 0] ^ (cols[:, 1] * np.uint64(0x9E3779B97F4A7C15)) ^ (cols[:, 2] * np.uint64(0xC2B2AE3D27D4EB4F)))
+        g = pl.DataFrame({"idx": have.astype(np.int64), "k": key})
+        cand.append(_pairs_in_groups(g, "k").select("a", "b"))
+    pairs = pl.concat(cand).unique()
+    if pairs.is_empty():
+        return _empty()
+    a = pairs["a"].to_numpy()
+    b = pairs["b"].to_numpy()
+    jac = (mh[a] == mh[b]).mean(axis=1)
+    p = pairs.with_columns(pl.Series("j", jac), pl.lit(None, pl.Utf8).alias("ev_a"), pl.lit(None, pl.Utf8).alias("ev_b"))
+    p = p.filter(pl.col("j") >= 0.4)
+    return _finish(p, pl.col("j"), 0.3 + 0.3 * ((pl.col("j") - 0.4) / 0.6).clip(0, 1))
+
+
+# ---------------------------------------------------------------- registration
+
+def _log10_poisson_tail(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """log10 P(X ≥ k), X ~ Poisson(mu), summed over 60 terms from k (k small, mu small here)."""
+    out = np.empty(k.size)
+    for i, (kk, m) in enumerate(zip(k.tolist(), mu.tolist())):
+        m = max(m, 1e-12)
+        terms = [-m + j * math.log(m) - math.lgamma(j + 1) for j in range(int(kk), int(kk) + 60)]
+        top = max(terms)
+        out[i] = (top + math.log(sum(math.exp(t - top) for t in terms))) / math.log(10)
+    return out
+
+
+def _log10_binomial_tail_bound(w: np.ndarray, k: np.ndarray, p: float) -> np.ndarray:
+    """Chernoff bound of log10 P(X ≥ w), X ~ Binomial(k, p): −k·KL(w/k ‖ p) / ln 10 (0 when w/k ≤ p)."""
+    q = np.clip(w / np.maximum(k, 1), 1e-12, 1 - 1e-12)
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    kl = q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
+    return np.where(q > p, -k * kl / math.log(10), 0.0)
+
+
+def registration_burst(f: Features) -> pl.DataFrame:
+    """Nodes claiming the same hardware (same model string and count) registered in a run that
+    hardware dominates far beyond its share of all registrations, and far denser than that
+    hardware registers around it. For runs of 4 to 32 consecutive registrations of one
+    claim: of the K registrations (any claim) inside the run's span, how improbable W of one claim
+    is at its share p (binomial tail, Chernoff bound); a run also needs a rate 5× that claim's
+    rate over the 10 minutes either side. Judged against the network's own registration wave,
+    so a launch hour when everybody registers is no evidence."""
+    r = f.nodes.drop_nulls(["registered_at_us", "gpu_model"]).select(
+        "idx", "registered_at_us", "reg_event_id",
+        pl.concat_str([pl.col("gpu_model"), pl.col("gpu_count").cast(pl.Utf8)], separator="×").alias("grp"),
+    ).sort(["grp", "registered_at_us", "idx"])
+    if r.height < 4:
+        return _empty()
+    t_all = np.sort(r["registered_at_us"].to_numpy())
+    total = t_all.size
+    out = []
+    side = 600 * 1_000_000
+    for (grp,), g in r.group_by(["grp"], maintain_order=True):
+        t = g["registered_at_us"].to_numpy()
+        if t.size < 4:
+            continue
+        ix = g["idx"].to_numpy()
+        ev = g["reg_event_id"].to_numpy()
+        share = t.size / total
+        best = np.zeros(t.size - 1)  # significance of each consecutive pair
+        for W in (4, 5, 6, 8, 10, 12, 16, 24, 32):
+            if t.size < W:
+                break
+            lo, hi = t[: t.size - W + 1], t[W - 1:]
+            span = np.maximum((hi - lo).astype(np.float64), 1_000_000)
+            k_all = (np.searchsorted(t_all, hi, side="right") - np.searchsorted(t_all, lo, side="left")).astype(np.float64)
+            around = (np.searchsorted(t, hi + side, side="right") - np.searchsorted(t, lo - side, side="left"))
+            dense = (W / span) >= 5 * around / (span + 2 * side)
+            sig = np.where(dense, -_log10_binomial_tail_bound(np.full(span.size, float(W)), k_all, share), 0.0)
+            for k in range(W - 1):  # every consecutive pair inside the run gets the run's figure
+                best[k: k + sig.size] = np.maximum(best[k: k + sig.size], sig)
+        hot = np.flatnonzero(best >= 5)
+        for i in hot.tolist():
+            out.append((int(ix[i]), int(ix[i + 1]), float(best[i]), str(ev[i]), str(ev[i + 1])))
+    if not out:
+        return _empty()
+    p = pl.DataFrame(out, schema=["x", "y", "s", "ev_a", "ev_b"], orient="row").select(
+        pl.min_horizontal("x", "y").alias("a"), pl.max_horizontal("x", "y").alias("b"), "s", "ev_a", "ev_b")
+    # a burst alone makes a link (0.5) only past about 4e-8 (s ≥ 7.4)
+    return _finish(p, pl.col("s"), 0.3 + 0.25 * ((pl.col("s") - 5) / 3).clip(0, 1))
+
+
+# ---------------------------------------------------------------- jobs
+
+def wash_jobs(f: Features) -> pl.DataFrame:
+    """A buyer whose jobs keep going back to the same few nodes, far more often than its number
+    of jobs spread over the nodes that take jobs would give (Poisson tail of the repeats)."""
+    j = f.jobs.drop_nulls("buyer_id")
+    if j.is_empty():
+        return _empty()
+    active = j["idx"].n_unique()
+    per = j.group_by("buyer_id").agg(pl.len().alias("jobs"), pl.col("idx").n_unique().alias("nodes"))
+    per = per.with_columns((pl.col("jobs") - pl.col("nodes")).alias("repeats"),
+                           (pl.col("jobs") * (pl.col("jobs") - 1) / (2 * active)).alias("mu"))
+    per = per.filter((pl.col("repeats") >= 3) & (pl.col("nodes") >= 2))
+    if per.is_empty():
+        return _empty()
+    lp = _log10_poisson_tail(per["repeats"].to_numpy(), per["mu"].to_numpy())
+    per = per.with_columns(pl.Series("lp", lp)).filter(pl.col("lp") <= -6)
+    if per.is_empty():
+        return _empty()
+    # link the nodes that took two or more of the buyer's jobs, each to the busiest one
+    use = j.join(per.select("buyer_id", "lp"), on="buyer_id")
+    # a node that took one job of a blatant wash buyer (beyond 1e-10) counts too
+    cnt = use.group_by(["buyer_id", "idx"]).agg(pl.len().alias("k"), pl.col("event_id").first().alias("ev"),
+                                               pl.col("lp").first()).filter(
+        (pl.col("k") >= 2) | (pl.col("lp") <= -10))
+    hub = cnt.sort(["buyer_id", "k", "idx"], descending=[False, True, False]).group_by("buyer_id", maintain_order=True).first()
+    p = cnt.join(hub.select("buyer_id", pl.col("idx").alias("h"), pl.col("ev").alias("ev_h")), on="buyer_id").filter(
+        pl.col("idx") != pl.col("h"))
+    p = p.select(pl.min_horizontal("idx", "h").alias("a"), pl.max_horizontal("idx", "h").alias("b"), "lp",
+                 pl.col("ev").alias("ev_a"), pl.col("ev_h").alias("ev_b"))
+    return _finish(p, -pl.col("lp"), pl.lit(0.5))
+
+
+SIGNALS: tuple[Signal, ...] = (
+    Signal("shared_wallet", "identity", "hard", shared_wallet, "the same payout wallet"),
+    Signal("shared_ip", "identity", "hard", shared_ip, "the same IP at registration or benchmarking"),
+    Signal("shared_fingerprint", "identity", "hard", shared_fingerprint, "the same GPU fingerprint in benchmarks"),
+    Signal("same_subnet", "network", "circumstantial", same_subnet, "distinct IPs in one /24"),
+    Signal("neighbour_subnet", "network", "circumstantial", neighbour_subnet, "/24s 1–3 apart in one /16"),
+    Signal("rtt_twins", "network", "circumstantial", rtt_twins, "round trips equal from every checker"),
+    Signal("benchmark_clone", "hardware", "circumstantial", benchmark_clone, "benchmark figures closer than chance"),
+    Signal("lockstep_uptime", "uptime", "circumstantial", lockstep, "the same gaps in uptime, outside regional outages"),
+    Signal("same_second_pings", "timing", "circumstantial", same_second, "pings in the same second by the same checker"),
+    Signal("registration_burst", "registration", "circumstantial", registration_burst,
+           "same hardware registered in a run far denser than around it"),
+    Signal("wash_jobs", "jobs", "circumstantial", wash_jobs, "a buyer's jobs going back to the same few nodes"),
+)
+SIGNAL_BY_NAME = {s.name: s for s in SIGNALS}
