@@ -17,7 +17,7 @@ from scoring.hardware import get_model
 
 from .source import Source
 
-MINHASH_K = 24  # same-second signature length (8 bands of 3)
+MINHASH_K = 12  # same-second signature length (4 bands of 3)
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Features:
     up_words: np.ndarray  # (nodes, epochs) uint64: slot bitmaps of the closed epochs ≤ N
     epochs: np.ndarray  # the epochs of up_words' columns
     verdicts: pl.DataFrame  # idx, hw_verdict, benchmark_event_id (at epoch N)
-    rtt: pl.DataFrame  # idx, checker_id, n, med_log, se_log
+    rtt: pl.DataFrame  # idx, checker_id, n, med_log (mean of ln rtt), sd_log, se_log
     minhash: np.ndarray  # (nodes, MINHASH_K) uint64, or empty when no pings
     ping_counts: np.ndarray  # reachable pings per node
 
@@ -119,22 +119,23 @@ def load_features(src: Source) -> Features:
             WHERE reward_epoch = {int(src.up_to_epoch)}""",
     ).join(key, on="node_id", how="inner")
 
-    rtt = fetch_polars(
-        con,
-        """SELECT node_id, checker_id, count(*)::BIGINT AS n, median(ln(rtt_ms)) AS med_log,
-                  coalesce(stddev_samp(ln(rtt_ms)), 0) AS sd_log
-           FROM inv_pings WHERE reachable AND rtt_ms > 0 GROUP BY node_id, checker_id""",
-    ).join(key, on="node_id", how="inner").with_columns(
-        (1.2533 * pl.col("sd_log") / pl.col("n").cast(pl.Float64).sqrt()).alias("se_log")
-    )
-
-    # Same-second signatures: one MinHash per node over its (checker, second) tokens.
+    # One pass over the pings: per (node, checker) the count, the mean and spread of ln(rtt)
+    # (the round trips' jitter is multiplicative), and the MinHash of the (checker, second)
+    # tokens (the per-node MinHash is the minimum over its checkers).
     mins = ", ".join(f"min(hash(checker_id, occurred_at_us // 1000000, {k}))::UBIGINT AS h{k}"
                      for k in range(MINHASH_K))
-    mh = fetch_polars(
+    per = fetch_polars(
         con,
-        f"SELECT node_id, count(*)::BIGINT AS pings, {mins} FROM inv_pings WHERE reachable GROUP BY node_id",
+        f"""SELECT node_id, checker_id, count(*)::BIGINT AS n,
+                   avg(ln(rtt_ms)) FILTER (WHERE rtt_ms > 0) AS med_log,
+                   coalesce(stddev_samp(ln(rtt_ms)) FILTER (WHERE rtt_ms > 0), 0) AS sd_log,
+                   count(*) FILTER (WHERE rtt_ms > 0)::BIGINT AS n_rtt, {mins}
+            FROM inv_pings WHERE reachable GROUP BY node_id, checker_id""",
     ).join(key, on="node_id", how="inner")
+    rtt = per.filter(pl.col("n_rtt") > 0).select(
+        "idx", "checker_id", pl.col("n_rtt").alias("n"), "med_log", "sd_log",
+        (pl.col("sd_log") / pl.col("n_rtt").cast(pl.Float64).sqrt()).alias("se_log"))
+    mh = per.group_by("idx").agg(pl.col("n").sum().alias("pings"), *[pl.col(f"h{k}").min() for k in range(MINHASH_K)])
     minhash = np.zeros((nodes.height, MINHASH_K), dtype=np.uint64)
     counts = np.zeros(nodes.height, dtype=np.int64)
     if mh.height:

@@ -69,6 +69,19 @@ def _pairs_in_groups(df: pl.DataFrame, group: str, ev: str | None = None) -> pl.
     )
 
 
+def _in_triangle(p: pl.DataFrame) -> pl.DataFrame:
+    """Add `tri`: the pair is an edge of a triangle of pairs (three nodes tied two by two)."""
+    ab = p.select("a", "b").unique()
+    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b"))])
+    tri = (both.join(both, on="a", suffix="_2").filter(pl.col("b") < pl.col("b_2"))
+           .join(ab.rename({"a": "b", "b": "b_2"}), on=["b", "b_2"], how="semi"))
+    in_tri = pl.concat([tri.select(pl.min_horizontal("a", "b").alias("a"), pl.max_horizontal("a", "b").alias("b")),
+                        tri.select(pl.min_horizontal("a", "b_2").alias("a"), pl.max_horizontal("a", "b_2").alias("b")),
+                        tri.select(pl.col("b").alias("a"), pl.col("b_2").alias("b"))]).unique().with_columns(
+        pl.lit(True).alias("tri"))
+    return p.join(in_tri, on=["a", "b"], how="left").with_columns(pl.col("tri").fill_null(False))
+
+
 def _finish(p: pl.DataFrame, value: pl.Expr, weight: pl.Expr) -> pl.DataFrame:
     if p.is_empty():
         return _empty()
@@ -207,15 +220,7 @@ def benchmark_clone(f: Features) -> pl.DataFrame:
         pl.max_horizontal("df", "db").alias("d"), pl.col("expected"), pl.col("ev").alias("ev_a"), pl.col("ev_r").alias("ev_b"),
     )
     # three nodes all clones of one another: chance gives that about expected² as often
-    ab = p.select("a", "b")
-    both = pl.concat([ab, ab.select(pl.col("b").alias("a"), pl.col("a").alias("b"))])
-    tri = (both.join(both, on="a", suffix="_2").filter(pl.col("b") < pl.col("b_2"))
-           .join(ab.rename({"a": "b", "b": "b_2"}), on=["b", "b_2"], how="semi"))
-    in_tri = pl.concat([tri.select(pl.min_horizontal("a", "b").alias("a"), pl.max_horizontal("a", "b").alias("b")),
-                        tri.select(pl.min_horizontal("a", "b_2").alias("a"), pl.max_horizontal("a", "b_2").alias("b")),
-                        tri.select(pl.col("b").alias("a"), pl.col("b_2").alias("b"))]).unique().with_columns(
-        pl.lit(True).alias("tri"))
-    p = p.join(in_tri, on=["a", "b"], how="left").with_columns(pl.col("tri").fill_null(False))
+    p = _in_triangle(p)
     return _finish(p, pl.col("d").exp() - 1.0,
                    pl.when((pl.col("expected") < 0.001) | pl.col("tri")).then(0.55).otherwise(0.4))
 
@@ -240,7 +245,7 @@ def _regional_mask(f: Features) -> tuple[np.ndarray, list[dict]]:
     subnet = f.nodes["subnet"].fill_null("?").to_numpy()
     mask = np.zeros_like(up)
     outages: list[dict] = []
-    active = np.cumsum(up, axis=1) > 0  # after its first up slot
+    active = np.logical_or.accumulate(up, axis=1)  # after its first up slot
     fall = np.zeros_like(up)
     fall[:, 1:] = up[:, :-1] & ~up[:, 1:]
     fall2 = fall.copy()
@@ -300,78 +305,128 @@ def lockstep_context(f: Features) -> tuple[np.ndarray, np.ndarray, list[dict]]:
 
 
 LOCKSTEP_LAGS = tuple(k for m in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30) for k in (-m, m))
+FALL_BANDS, FALL_ROWS = 8, 3  # MinHash-LSH over each node's falls: 8 bands of 3
+
+
+def _fall_candidates(falls: np.ndarray) -> pl.DataFrame:
+    """Pairs of nodes whose sets of fall slots are alike (MinHash, 8 bands of 3: a pair with
+    Jaccard 0.5 meets in a band with probability 0.66, 0.3 with 0.2), among nodes with 3+ falls."""
+    rows, cols = np.nonzero(falls)
+    if rows.size == 0:
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    per = np.bincount(rows, minlength=falls.shape[0])
+    keep = per[rows] >= 3
+    rows, cols = rows[keep], cols[keep].astype(np.int64)
+    if rows.size == 0:
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    who = rows[starts]
+    rng = np.random.default_rng(18)  # fixed: the same candidates every run
+    prime = (1 << 31) - 1
+    k = FALL_BANDS * FALL_ROWS
+    a = rng.integers(1, prime, k, dtype=np.int64)
+    b = rng.integers(0, prime, k, dtype=np.int64)
+    sig = np.empty((who.size, k), dtype=np.int64)
+    for j in range(k):
+        sig[:, j] = np.minimum.reduceat((a[j] * cols + b[j]) % prime, starts)
+    parts = []
+    for band in range(FALL_BANDS):
+        s3 = sig[:, band * FALL_ROWS:(band + 1) * FALL_ROWS].astype(np.uint64)
+        key = (s3[:, 0] << np.uint64(31)) ^ (s3[:, 1] * np.uint64(2654435761)) ^ (s3[:, 2] << np.uint64(13))
+        parts.append(_pairs_in_groups(pl.DataFrame({"idx": who.astype(np.int64), "k": key}), "k").select("a", "b"))
+    return pl.concat(parts).unique()
+
+
+def _gap_candidates(up: np.ndarray, valid: np.ndarray) -> pl.DataFrame:
+    """Pairs sharing a gap of 2+ slots exactly (first and last slot), in gaps shared by at most
+    30 nodes: the exact form, for networks too small for the sketch's odds."""
+    S = up.shape[1]
+    d = np.zeros((up.shape[0], S + 2), np.int8)
+    d[:, 1:-1] = (~up & valid).astype(np.int8)
+    ch = np.diff(d, axis=1)
+    sr, sc = np.nonzero(ch == 1)
+    _, ec = np.nonzero(ch == -1)  # row-major: starts and ends pair up in order
+    gap = pl.DataFrame({"idx": sr.astype(np.int64), "s": sc.astype(np.int64), "e": ec.astype(np.int64)})
+    gap = gap.filter((pl.col("e") - pl.col("s") >= 2) & (pl.col("e") < S))
+    if gap.is_empty():
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    gap = gap.with_columns((pl.col("s") * (S + 1) + pl.col("e")).alias("k"))
+    size = gap.group_by("k").len()
+    gap = gap.join(size.filter(pl.col("len") <= 30), on="k").drop("len")
+    return _pairs_in_groups(gap, "k").select("a", "b").unique()
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x).sum(axis=1, dtype=np.int64).astype(np.float64)
 
 
 def lockstep(f: Features) -> pl.DataFrame:
-    """Uptime that moves together: nodes that share a gap (a down run's first and last slot)
-    outside their region's outages are compared slot by slot where both existed: down slots
-    shared far beyond what independent nodes with as much downtime would share, and clearly more
-    in the same minute than with one node shifted by up to half an hour either way."""
+    """Uptime that moves together, judged on the slots both nodes were active and neither in a
+    regional outage of its region (see `_regional_mask`).
+
+    Candidates: nodes whose falls (a slot down after a slot up) are alike (MinHash-LSH), or that
+    share a whole gap exactly. A pair is in lockstep when the two fall in the same minute far
+    more often than two independent nodes falling as often would (μ = g_a·g_b / n, Poisson tail,
+    Chernoff bound, at least 1e-4) with their slots correlated (phi ≥ 0.3), and clearly more
+    often (1.5×) than with one of them shifted by 1–10, 15, 20 or 30 minutes either way: two
+    nodes merely alike (flaky in the same hours, or blinking with the same period) fall together
+    about as often at some other lag. Three nodes in lockstep two by two (a triangle) past 1e-6
+    each make links (chance gives such a triangle about 1e-12 as often)."""
     up, mask, _ = lockstep_context(f)
     n, S = up.shape
     if n < 2 or S < 3:
         return _empty()
-    active = np.cumsum(up, axis=1) > 0
-    d = np.zeros((n, S + 2), np.int8)
-    d[:, 1:-1] = (~up & active & ~mask).astype(np.int8)
-    ch = np.diff(d, axis=1)
-    starts_r, starts_c = np.nonzero(ch == 1)
-    ends_r, ends_c = np.nonzero(ch == -1)
-    # np.nonzero is row-major, so starts and ends pair up in order
-    gap = pl.DataFrame({"idx": starts_r.astype(np.int64), "s": starts_c.astype(np.int64), "e": ends_c.astype(np.int64)})
-    gap = gap.filter(pl.col("e") < S)  # a gap seen closing
-    if gap.is_empty():
+    valid = np.logical_or.accumulate(up, axis=1) & ~mask
+    falls = np.zeros_like(up)
+    falls[:, 1:] = up[:, :-1] & ~up[:, 1:] & valid[:, 1:] & valid[:, :-1]
+    cand = pl.concat([_fall_candidates(falls), _gap_candidates(up, valid)]).unique().sort(["a", "b"])
+    if cand.is_empty():
         return _empty()
-    gap = gap.with_columns(pl.concat_str([pl.col("s").cast(pl.Utf8), pl.col("e").cast(pl.Utf8)], separator="-").alias("k"))
-    p = _pairs_in_groups(gap, "k")
-    if p.is_empty():
-        return _empty()
-    cnt = p.group_by(["a", "b"]).agg(pl.len().alias("shared"))
-    a = cnt["a"].to_numpy()
-    b = cnt["b"].to_numpy()
-    # Over the slots both were active and neither in a regional outage: how many down slots the
-    # two share against what two independent nodes with their down counts would share
-    # (μ = d_a·d_b / n), as a Poisson tail (Chernoff bound); and their phi correlation.
-    sig = np.zeros(a.size)
-    phi = np.zeros(a.size)
-    valid_all = active & ~mask
-    for lo in range(0, a.size, 20000):
-        sa, sb = a[lo:lo + 20000], b[lo:lo + 20000]
-        v = valid_all[sa] & valid_all[sb]
-        x = up[sa] & v
-        y = up[sb] & v
-        nn = v.sum(1).astype(np.float64)
-        n1 = x.sum(1).astype(np.float64)
-        n2 = y.sum(1).astype(np.float64)
-        n11 = (x & y).sum(1).astype(np.float64)
+    a_all = cand["a"].to_numpy()
+    b_all = cand["b"].to_numpy()
+    Vp, Up, Fp = (np.packbits(m, axis=1) for m in (valid, up & valid, falls))
+    sig = np.zeros(a_all.size)
+    phi = np.zeros(a_all.size)
+    for lo in range(0, a_all.size, 50000):
+        a, b = a_all[lo:lo + 50000], b_all[lo:lo + 50000]
+        vv = Vp[a] & Vp[b]
+        nn = _popcount(vv)
+        x, y = Up[a] & vv, Up[b] & vv
+        n1, n2, n11 = _popcount(x), _popcount(y), _popcount(x & y)
         d1, d2 = nn - n1, nn - n2
-        dd = nn - n1 - n2 + n11  # down together
-        mu = np.maximum(d1 * d2 / np.maximum(nn, 1), 1e-9)
-        chern = np.where(dd > mu, dd * np.log(np.maximum(dd, 1e-9) / mu) - dd + mu, 0.0) / math.log(10)
-        # peaked at lag 0: two nodes merely alike (the same life a few minutes apart, or a
-        # pattern that repeats every few minutes) share nearly as many down slots at some other
-        # lag; lockstep shares clearly most in the same minute (25 % more than at any lag of
-        # 1–10, 15, 20 or 30 minutes either way)
-        da, db = v & ~x, v & ~y
-        lagged = np.zeros_like(dd)
-        for k in LOCKSTEP_LAGS:
-            lagged = np.maximum(lagged, (da & np.roll(db, k, axis=1)).sum(1))
-        chern = np.where(dd > 1.25 * lagged, chern, 0.0)
-        sig[lo:lo + 20000] = chern
         den = np.sqrt(n1 * d1 * n2 * d2)
-        phi[lo:lo + 20000] = np.where(den > 0, (nn * n11 - n1 * n2) / np.where(den > 0, den, 1), 0.0)
-    cnt = cnt.with_columns(pl.Series("sig", sig), pl.Series("phi", phi)).filter(
+        phi[lo:lo + 50000] = np.where(den > 0, (nn * n11 - n1 * n2) / np.where(den > 0, den, 1), 0.0)
+        fa, fb = Fp[a] & vv, Fp[b] & vv
+        both = _popcount(fa & fb)
+        mu = np.maximum(_popcount(fa) * _popcount(fb) / np.maximum(nn, 1), 1e-9)
+        chern = np.where(both > mu, both * np.log(np.maximum(both, 1e-9) / mu) - both + mu, 0.0) / math.log(10)
+        sig[lo:lo + 50000] = np.where(both >= 2, chern, 0.0)
+    hot = np.flatnonzero((sig >= 4) & (phi >= 0.3))
+    # the lag test, on the few pairs that passed
+    for lo in range(0, hot.size, 5000):
+        h = hot[lo:lo + 5000]
+        a, b = a_all[h], b_all[h]
+        v = valid[a] & valid[b]
+        fa, fb = falls[a] & v, falls[b] & v
+        both = (fa & fb).sum(1)
+        lagged = np.zeros_like(both)
+        for k in LOCKSTEP_LAGS:
+            lagged = np.maximum(lagged, (fa & np.roll(fb, k, axis=1)).sum(1))
+        sig[h] = np.where(both >= 1.5 * lagged, sig[h], 0.0)
+    cnt = cand.with_columns(pl.Series("sig", sig), pl.Series("phi", phi)).filter(
         (pl.col("sig") >= 4) & (pl.col("phi") >= 0.3))
-    p = cnt.with_columns(pl.lit(None, pl.Utf8).alias("ev_a"), pl.lit(None, pl.Utf8).alias("ev_b"))
-    # 0.35 at 1e-4, 0.65 (a link alone) from 1e-12
-    return _finish(p, pl.col("phi"), 0.35 + 0.3 * ((pl.col("sig") - 4) / 8).clip(0, 1))
+    p = _in_triangle(cnt.with_columns(pl.lit(None, pl.Utf8).alias("ev_a"), pl.lit(None, pl.Utf8).alias("ev_b")))
+    # 0.35 at 1e-4, a link alone (0.5) from 1e-7, 0.65 from 1e-10
+    w = 0.35 + 0.3 * ((pl.col("sig") - 4) / 6).clip(0, 1)
+    return _finish(p, pl.col("phi"), pl.when(pl.col("tri") & (pl.col("sig") >= 6)).then(pl.max_horizontal(w, 0.55))
+                   .otherwise(w))
 
 
 # ---------------------------------------------------------------- timing
 
 def same_second(f: Features) -> pl.DataFrame:
     """Pings answered by the same checker in the same second, slot after slot (MinHash over the
-    (checker, second) of each node's pings; 8 bands of 3)."""
+    (checker, second) of each node's pings; 4 bands of 3)."""
     mh = f.minhash
     have = np.flatnonzero(f.ping_counts >= 30)
     if have.size < 2:

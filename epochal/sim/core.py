@@ -661,18 +661,19 @@ def simulate(
     # Independent machines do not live the same minutes: two nodes drawing one container get
     # windows of it at least 10 minutes apart while the trace has room (an identical history
     # of two strangers would be a trace artefact, not a network's life).
-    used_offsets: dict[int, list[int]] = {}
+    used_offsets: dict[int, set[int]] = {}
 
     def fill(i: int, c: int) -> None:
         pos = 0
         hi = S - L + 1 if L <= S else S
         o = int(r_pr.integers(0, hi))
-        taken = used_offsets.setdefault(c, [])
-        for _ in range(20):
-            if all(abs(o - u) >= 10 for u in taken):
-                break
-            o = int(r_pr.integers(0, hi))
-        taken.append(o)
+        taken = used_offsets.setdefault(c, set())
+        if len(taken) < hi // 20:  # room left: look for a window 10 minutes from the others
+            for _ in range(20):
+                if not any(u in taken for u in range(o - 9, o + 10)):
+                    break
+                o = int(r_pr.integers(0, hi))
+        taken.add(o)
         while pos < L:
             take = min(L - pos, S - o)
             presence[i, pos : pos + take] = C[c, o : o + take]
