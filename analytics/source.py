@@ -41,9 +41,11 @@ class Source:
     up_to_epoch: int
     first_epoch: int
     end_us: int  # end of epoch up_to_epoch (exclusive)
-    arrival_cutoff: int | None  # None: the published folder's epochs are the cut already
+    arrival_cutoff: int | None  # the close of up_to_epoch's input_arrival_seq
     where: str  # what was read, for people
     ruleset_version: str
+    published_root: Path | None = None  # when reading a published folder
+    closed: dict[int, int | None] | None = None  # closed epoch -> its input_arrival_seq
 
     def close(self) -> None:
         self.con.close()
@@ -84,6 +86,17 @@ def _cut_views(con, cutoff: int | None, end_us: int, up_to: int) -> None:
     )
 
 
+def _attach_published(con, root: Path, up_to: int) -> None:
+    """The published folder's epochs ≤ up_to as views (their inputs are exactly the archive the
+    close of up_to had read: the arrival ranges of the epochs up to it)."""
+    mod = _published_module()
+    mod.attach(con, root, epochs=[e for e in mod.list_epochs(root) if e <= up_to])
+    con.execute("CREATE OR REPLACE TEMP VIEW src_pings AS SELECT * FROM inputs WHERE event_type = 'ping'")
+    con.execute("CREATE OR REPLACE TEMP VIEW src_events AS SELECT * FROM inputs WHERE event_type <> 'ping'")
+    con.execute("CREATE OR REPLACE TEMP VIEW src_scores AS SELECT * FROM node_epoch_scores")
+    con.execute("CREATE OR REPLACE TEMP VIEW src_rewards AS SELECT * FROM epoch_rewards")
+
+
 def open_source(db: str | os.PathLike | None, published: str | os.PathLike | None = None,
                 up_to_epoch: int | None = None, memory_limit: str = "4GB") -> Source:
     """Open the archive read-only and cut it at `up_to_epoch` (default: the last closed epoch)."""
@@ -92,8 +105,9 @@ def open_source(db: str | os.PathLike | None, published: str | os.PathLike | Non
         try:
             con = connect(path, create=False, read_only=True, memory_limit=memory_limit)
         except StoreError as exc:
-            pub = Path(str(path) + ".published")
-            if "cannot open" in str(exc) and pub.is_dir():
+            mod = _published_module()
+            pub = mod.published_root(path) if mod is not None else Path(str(path) + ".published")
+            if "cannot open" in str(exc) and Path(pub).is_dir():
                 return open_source(None, pub, up_to_epoch, memory_limit)  # a writer holds it
             raise SourceError(str(exc)) from exc
         con.execute("CREATE OR REPLACE TEMP VIEW src_pings AS SELECT * FROM archive_pings")
@@ -111,42 +125,34 @@ def open_source(db: str | os.PathLike | None, published: str | os.PathLike | Non
             raise SourceError(f"no published folder at {root}")
         con = duckdb.connect()
         con.execute(f"SET memory_limit = '{memory_limit}'")
-        mod.attach(con, root)
-        con.execute("CREATE OR REPLACE TEMP VIEW src_pings AS SELECT * FROM inputs WHERE event_type = 'ping'")
-        con.execute("CREATE OR REPLACE TEMP VIEW src_events AS SELECT * FROM inputs WHERE event_type <> 'ping'")
-        con.execute("CREATE OR REPLACE TEMP VIEW src_scores AS SELECT * FROM node_epoch_scores")
-        con.execute("CREATE OR REPLACE TEMP VIEW src_rewards AS SELECT * FROM epoch_rewards")
         where = f"published folder {root}"
-        epochs = [(n, mod.read_manifest(root, n).get("input_arrival_seq")) for n in mod.list_epochs(root)]
+        epochs = [(n, mod.read_manifest(root, n)["arrival_range"]["through"]) for n in mod.list_epochs(root)]
     if not epochs:
         con.close()
         raise SourceError(f"no closed epoch in the {where}")
-    closed = {int(e): s for e, s in epochs}
+    closed = {int(e): (None if s is None else int(s)) for e, s in epochs}
     if up_to_epoch is None:
         up_to_epoch = max(closed)
     if up_to_epoch not in closed:
         con.close()
         raise SourceError(f"epoch {up_to_epoch} is not closed in the {where} (closed: {min(closed)}..{max(closed)})")
-    cutoff = closed[up_to_epoch]
-    end_us = get_epoch_end_us(up_to_epoch, RULESET_V1)
-    _cut_views(con, None if cutoff is None else int(cutoff), end_us, up_to_epoch)
-    return Source(con, int(up_to_epoch), min(closed), end_us, None if cutoff is None else int(cutoff), where,
-                  RULESET_V1.ruleset_version)
+    src = Source(con, int(up_to_epoch), min(closed), 0, None, where, RULESET_V1.ruleset_version,
+                 None if published is None else Path(published), closed)
+    return recut(src, int(up_to_epoch))
 
 
 def closed_epochs(src: Source) -> list[int]:
-    rows = src.con.execute("SELECT DISTINCT reward_epoch FROM src_scores ORDER BY 1").fetchall()
-    return [int(r[0]) for r in rows]
+    return sorted(src.closed or {})
 
 
 def recut(src: Source, up_to_epoch: int) -> Source:
     """The same archive cut at another closed epoch (the leak timeline runs one per epoch)."""
-    if src.arrival_cutoff is None:
-        cutoff = None
-    else:
-        rows = src.con.execute("SELECT input_arrival_seq FROM reward_epochs WHERE reward_epoch = ?",
-                               [up_to_epoch]).fetchall()
-        cutoff = int(rows[0][0])
+    if src.closed is None or up_to_epoch not in src.closed:
+        raise SourceError(f"epoch {up_to_epoch} is not closed in the {src.where}")
     end_us = get_epoch_end_us(up_to_epoch, RULESET_V1)
+    cutoff = src.closed[up_to_epoch]
+    if src.published_root is not None:
+        _attach_published(src.con, src.published_root, up_to_epoch)
     _cut_views(src.con, cutoff, end_us, up_to_epoch)
-    return Source(src.con, up_to_epoch, src.first_epoch, end_us, cutoff, src.where, src.ruleset_version)
+    src.up_to_epoch, src.end_us, src.arrival_cutoff = up_to_epoch, end_us, cutoff
+    return src

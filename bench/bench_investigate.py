@@ -1,7 +1,7 @@
 """Benchmark of the farming investigation (issue 18): time and memory, and quality.
 
 **Time** (`run`, in the suite): `epochal investigate farming` on a simulated network of
-100,000 nodes × 24 h (quick: 2,000 × 12 h): the simulator's events replayed into a store once
+100,000 nodes × 24 h (quick: 600 × 6 h): the simulator's events replayed into a store once
 (untimed, cached in `bench-data/investigate-<N>x<H>/`, reused while the engine's schema is the
 same), then, each in a fresh process, the whole investigation (archive → signals → clusters →
 suspects.json + report.html) with its peak RSS, against a floor measured in the same run: a
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, Row, log, run_child  # noqa: E402
 
 FULL = (100_000, 24)
-QUICK = (2_000, 12)
+QUICK = (600, 6)
 BUDGET_S = 120.0
 
 
@@ -97,7 +97,8 @@ def scan_child(db: str) -> dict:
 
 def run(quick: bool, workdir: Path, data: Path | None = None, sizes: tuple[int, int] | None = None) -> list[Row]:
     nodes, hours = sizes or (QUICK if quick else FULL)
-    data = data or (ROOT / "bench-data" / f"investigate-{nodes}x{hours}")
+    if data is None:  # the full size is kept between runs; the quick one lives in the scratch dir
+        data = (workdir if quick else ROOT / "bench-data") / f"investigate-{nodes}x{hours}"
     log(f"building {nodes:,} nodes × {hours} h in {data} (once)")
     info = build(nodes, hours, data)
     db = str(data / "store.duckdb")

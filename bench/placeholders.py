@@ -10,7 +10,6 @@ from bench.common import Row, not_built
 
 PENDING = {
     "settlement": "settlement figure (its issue)",
-    "investigation": "investigation figure (its issue)",
 }
 
 

@@ -26,7 +26,7 @@ BENCHMARKS: dict[str, str | None] = {
     "stream": "bench.stream_adapter",
     "publish": "bench.bench_publish",
     "settlement": None,
-    "investigation": None,
+    "investigation": "bench.bench_investigate",
     "api": "bench.bench_api",
 }
 RESULTS = ROOT / "bench" / "results.json"

@@ -14,9 +14,10 @@ The order is the order of the job (issue 19):
 3. verify every published epoch from the published folder alone, with no store: every file
    against its manifest, every row and manifest recomputed from the published inputs (the same
    recomputation `epoch verify N` runs on a store, so it also proves the close);
-4. write `DIR/report.html`; with `--serve`, serve the buyer API and explorer (`serve_explorer`).
-Validation, settlement and reconciliation on the in-process Solana runtime and the farming
-investigation join this list as their parts land on main; `DEMO_STAGES` is the list.
+4. investigate farming (`DIR/investigation/`: suspects.json, report.html), scored against the truth;
+5. write `DIR/report.html`; with `--serve`, serve the buyer API and explorer (`serve_explorer`).
+Validation, settlement and reconciliation on the in-process Solana runtime join this list as
+their parts land on main; `DEMO_STAGES` is the list.
 
 Everything the demo writes lives under its `--out` folder, which it clears of its own previous
 outputs first (the store, its published folder, the treasury's files), never of anything else.
@@ -84,6 +85,7 @@ class DemoRun:
     sim_summary: dict = field(default_factory=dict)
     replay_report: ReplayReport | None = None
     verified_published: list[int] = field(default_factory=list)  # re-derived from the published folder alone
+    investigation: dict | None = None  # for the report: clusters, quality, min_score, suspects_path
     report_path: Path | None = None
     summaries: list[tuple[int, str, str, float]] = field(default_factory=list)  # (n, key, line, seconds)
 
@@ -117,7 +119,7 @@ class DemoRun:
     def written(self) -> list[tuple[str, Path]]:
         """What the demo wrote, for the summary (only what exists)."""
         paths = [("events and truth", self.events_dir), ("store", self.db), ("published epochs", self.published),
-                 ("report", self.out_dir / "report.html")]
+                 ("investigation", self.out_dir / "investigation"), ("report", self.out_dir / "report.html")]
         return [(what, p) for what, p in paths if p.exists()]
 
 
@@ -203,6 +205,45 @@ def _ingest_counts(run: DemoRun) -> tuple[int, int, int, int, int] | None:
     return (c.inputs, c.accepted, c.duplicates, c.rejected, c.late)
 
 
+def stage_investigate(run: DemoRun, meter: Meter) -> str:
+    """The farming investigation over the store (read-only), its evidence in DIR/investigation/,
+    scored against the simulator's truth, with the reward that leaked to each planted farm before
+    the investigation run at each epoch's end first flagged it."""
+    # analytics sits beside this package and imports the store; imported here so that the
+    # demo's other stages do not pay for networkx and matplotlib
+    from analytics.investigate import run as investigate
+    from analytics.quality import leak_timeline, score
+    from analytics.report import suspects, write_html, write_suspects
+    from analytics.source import open_source
+
+    meter.total(None)
+    out = run.out_dir / "investigation"
+    out.mkdir(parents=True, exist_ok=True)
+    src = open_source(run.db)
+    try:
+        inv = investigate(src)
+        truth = run.truth() if run.truth_path.exists() else None
+        quality = score(inv, truth) if truth else {}
+        leak = leak_timeline(src, truth, inv.min_score) if truth else []
+        if leak:
+            quality["leaked_base_units"] = sum(r["leaked_base_units"] for r in leak)
+        js = write_suspects(inv, out)
+        write_html(inv, out, quality=quality or None, leak=leak or None)
+    finally:
+        src.close()
+    planted = {n: p["kind"] for p in (truth or {}).get("plants", []) if p["kind"] in ("farm", "spoofer")
+               for n in p["node_ids"]}
+    doc = suspects(inv)
+    clusters = [c | {"planted": next((planted[n] for n in c["node_ids"] if n in planted), None)}
+                for c in doc["clusters"] if c["score"] >= inv.min_score]
+    run.investigation = {"clusters": clusters, "quality": quality, "min_score": inv.min_score,
+                         "suspects_path": str(js)}
+    flagged = len(inv.flagged())
+    figures = (f"; precision {quality['precision']:.2f}, recall {quality['recall']:.2f} against the planted truth"
+               if quality else "")
+    return f"investigated farming: {len(clusters)} clusters flagged, {flagged:,} nodes{figures}; evidence in {out}"
+
+
 def stage_report(run: DemoRun, meter: Meter) -> str:
     meter.total(None)
     data = ReportData(
@@ -211,6 +252,7 @@ def stage_report(run: DemoRun, meter: Meter) -> str:
         truth=run.truth() if run.truth_path.exists() else None,
         verified_published=list(run.verified_published) if run.verified_published else None,
         stages=list(run.summaries),
+        investigation=run.investigation,
     )
     run.report_path = write_report(run.published, run.out_dir / "report.html", data)
     return f"report: {run.report_path}"
@@ -220,6 +262,7 @@ DEMO_STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulating the network", stage_simulate),
     Stage("replay", "replaying, closing every ready epoch", stage_replay),
     Stage("verify_published", "verifying every epoch from the published folder alone", stage_verify_published),
+    Stage("investigate", "investigating farming", stage_investigate),
     Stage("report", "writing the report", stage_report),
 )
 

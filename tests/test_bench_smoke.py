@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate", "stream", "publish", "api"}
-NOT_BUILT = {"settlement", "investigation"}
+MEASURED = {"replay", "close", "simulate", "stream", "publish", "api", "investigation"}
+NOT_BUILT = {"settlement"}
 
 
 def _finite(x) -> bool:

@@ -255,3 +255,30 @@ def test_most_honest_nodes_can_become_eligible(sim):
     up = up_matrix(events, honest, GENESIS_US, truth["hours"] * 60)
     st = streaks(up)
     assert (st >= 300).mean() > 0.5
+
+
+def test_spread_farms_and_shared_subnets_are_planted(sim):
+    """Farms built other ways (several /24s, partial and jittered signals) and honest shared
+    subnets: planted, visible in the events, and the subnets share nothing but the place."""
+    events, truth, regs, benches = sim
+    spread = [p for p in plants(truth, "farm") if p["params"]["hiding"] == "spread"]
+    assert spread and all(p["params"]["design"] for p in spread)
+    for p in spread:
+        ids = p["node_ids"]
+        assert len({regs[n]["ip"] for n in ids}) == len(ids)  # no shared IP
+        if "wallet_reuse" not in p["params"]["signals"]:
+            assert len({regs[n]["wallet"] for n in ids}) == len(ids)
+        if "jittered_lockstep" in p["params"]["signals"]:
+            order = {n: i for i, n in enumerate(sorted(regs))}
+            up = up_matrix(events, sorted(regs), GENESIS_US, truth["hours"] * 60)[[order[n] for n in ids]]
+            assert not (up == up[0]).all()  # jittered: not identical rows
+    subnets = plants(truth, "subnet")
+    assert subnets
+    farm_nodes = {n for p in plants(truth, "farm") for n in p["node_ids"]}
+    for p in subnets:
+        ids = p["node_ids"]
+        assert len(ids) >= 6 and not set(ids) & farm_nodes
+        assert len({regs[n]["ip"].rsplit(".", 1)[0] for n in ids}) <= 2
+        assert len({regs[n]["wallet"] for n in ids}) == len(ids)
+        fps = [f for n in ids for f in benches[n][0]["gpu_fingerprints"]]
+        assert len(fps) == len(set(fps))
