@@ -318,18 +318,22 @@ def cite_ping_evidence(inv: Investigation) -> None:
     con.register("inv_members", member.to_arrow())
     t0 = get_epoch_start_us(inv.src.first_epoch, RULESET_V1)
     try:
+        # one scan of the archive's pings: the flagged members' reachable pings, kept for the three queries
+        con.execute("""CREATE OR REPLACE TEMP TABLE inv_member_pings AS
+                       SELECT m.cluster, q.node_id, q.event_id, q.checker_id, q.occurred_at_us
+                       FROM inv_pings q JOIN inv_members m USING (node_id) WHERE q.reachable""")
         same = con.execute(
-            f"""WITH p AS (SELECT m.cluster, q.node_id, q.event_id, q.checker_id, q.occurred_at_us // 1000000 AS sec
-                           FROM inv_pings q JOIN inv_members m USING (node_id) WHERE q.reachable)
+            f"""WITH p AS (SELECT cluster, node_id, event_id, checker_id, occurred_at_us // 1000000 AS sec
+                           FROM inv_member_pings)
                 SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
                   SELECT p.* FROM p JOIN (SELECT cluster, checker_id, sec FROM p GROUP BY ALL
                                           HAVING count(DISTINCT node_id) >= 2) s USING (cluster, checker_id, sec))
                 GROUP BY cluster""").fetchall()
         rtt = con.execute(
             f"""SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
-                  SELECT m.cluster, q.event_id, row_number() OVER (PARTITION BY q.node_id, q.checker_id
-                                                                   ORDER BY q.occurred_at_us, q.event_id) AS r
-                  FROM inv_pings q JOIN inv_members m USING (node_id) WHERE q.reachable) WHERE r = 1
+                  SELECT cluster, event_id, row_number() OVER (PARTITION BY node_id, checker_id
+                                                               ORDER BY occurred_at_us, event_id) AS r
+                  FROM inv_member_pings) WHERE r = 1
                 GROUP BY cluster""").fetchall()
         up, mask, _ = lockstep_context(inv.features)
         rises = []
@@ -347,12 +351,13 @@ def cite_ping_evidence(inv: Investigation) -> None:
                 f"""SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
                       SELECT r.cluster, q.event_id, row_number() OVER (PARTITION BY r.cluster, r.node_id, r.t
                                                                        ORDER BY q.occurred_at_us, q.event_id) AS n
-                      FROM inv_rises r JOIN inv_pings q ON q.node_id = r.node_id
-                        AND q.occurred_at_us >= r.t AND q.occurred_at_us < r.t + 60000000 WHERE q.reachable)
+                      FROM inv_rises r JOIN inv_member_pings q ON q.node_id = r.node_id AND q.cluster = r.cluster
+                        AND q.occurred_at_us >= r.t AND q.occurred_at_us < r.t + 60000000)
                     WHERE n = 1 GROUP BY cluster""").fetchall()
             con.unregister("inv_rises")
     finally:
         con.unregister("inv_members")
+        con.execute("DROP TABLE IF EXISTS inv_member_pings")
     cited = {"same_second_pings": dict(same), "rtt_twins": dict(rtt), "lockstep_uptime": dict(lock)}
     for k, c in enumerate(want):
         for s in c.signals:

@@ -125,7 +125,8 @@ def cluster_picture(inv: Investigation, c) -> str:
     return s
 
 
-def write_html(inv: Investigation, out_dir: Path, *, quality: dict | None = None, leak: list[dict] | None = None) -> Path:
+def write_html(inv: Investigation, out_dir: Path, *, quality: dict | None = None, leak: list[dict] | None = None,
+               ablations: dict[str, dict] | None = None) -> Path:
     e = html.escape
     ids = inv.features.nodes["node_id"].to_list()
     flagged = [c for c in inv.clusters if c.score >= inv.min_score]
@@ -151,6 +152,13 @@ def write_html(inv: Investigation, out_dir: Path, *, quality: dict | None = None
         parts.append("</table>")
     if quality:
         parts.append(f"<h2>Quality against the simulator's truth</h2><pre>{e(json.dumps(quality, indent=1))}</pre>")
+    if ablations:
+        parts.append("<h2>Ablations: each signal left out</h2><table><tr><th>run</th><th>precision</th>"
+                     "<th>recall</th><th>flagged</th></tr>")
+        for k, v in ablations.items():
+            parts.append(f"<tr><td>{e(k)}</td><td>{v['precision']:.4f}</td><td>{v['recall']:.4f}</td>"
+                         f"<td>{v['flagged']}</td></tr>")
+        parts.append("</table>")
     parts.append("<h2>Flagged clusters</h2><table><tr><th>cluster</th><th>kind</th><th>score</th><th>strength</th>"
                  "<th>nodes</th><th>wallets</th><th>signals</th><th>rewards (base units)</th></tr>")
     for r in table_rows(inv, limit=10_000):

@@ -24,6 +24,7 @@ def farming(
     out_dir: Path = typer.Option(Path("investigation"), "--out", help="Folder for suspects.json and report.html."),
     min_score: float = typer.Option(0.5, "--min-score", help="A node is flagged in a cluster of at least this score (0–1)."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="A simulation's truth.json: add quality figures and the leak timeline to the report."),
+    ablations: bool = typer.Option(False, "--ablations", help="With --truth: also precision/recall with each signal left out."),
 ) -> None:
     """Suspect clusters (farms posing as independent nodes, spoofed hardware) with their evidence."""
     from analytics.investigate import run
@@ -36,6 +37,8 @@ def farming(
         raise UserError(f"{out_dir} exists and is not a folder")
     if truth is not None and not truth.is_file():
         raise UserError(f"no truth file at {truth}")
+    if ablations and truth is None:
+        raise UserError("--ablations needs --truth")
     try:
         src = open_source(db, published, up_to_epoch)
     except SourceError as exc:
@@ -44,18 +47,20 @@ def farming(
         with progress("steps") as bar:
             task = bar.add_task("reading the archive and building signals", total=None)
             inv = run(src, min_score=min_score)
-            quality = leak = None
+            quality = leak = abl = None
             if truth is not None:
-                from analytics.quality import leak_timeline, load_truth, score
+                from analytics.quality import ablations as run_ablations, leak_timeline, load_truth, score
 
                 bar.update(task, description="scoring against the truth and running each epoch's cut")
                 t = load_truth(truth)
                 quality = score(inv, t)
+                if ablations:
+                    abl = run_ablations(src, t, min_score)
                 leak = leak_timeline(src, t, min_score)
             bar.update(task, description="writing the report")
             out_dir.mkdir(parents=True, exist_ok=True)
             js = write_suspects(inv, out_dir)
-            page = write_html(inv, out_dir, quality=quality, leak=leak)
+            page = write_html(inv, out_dir, quality=quality, leak=leak, ablations=abl)
     finally:
         src.close()
     rows = table_rows(inv)
