@@ -179,11 +179,13 @@ def _signal_summary(sub: pl.DataFrame, ids: list[str]) -> list[dict]:
 
 def _lookalikes(f: Features) -> tuple[list[dict], list[dict]]:
     """Declared fleets and shared subnets of the network (honest look-alikes)."""
-    nodes = f.nodes
+    nodes = f.nodes.join(f.verdicts.select("idx", "hw_verdict"), on="idx", how="left")
     fleets = []
     for (op,), g in nodes.filter(pl.col("fleet").is_not_null()).sort("idx").group_by(["fleet"], maintain_order=True):
+        verdicts = g["hw_verdict"].fill_null("none").value_counts(sort=True)
         fleets.append({"operator_id": op, "node_idx": g["idx"].to_list(), "wallets": g["wallet"].n_unique(),
-                       "subnets": sorted(set(g["subnet"].drop_nulls().to_list())), "region": g["region"][0]})
+                       "subnets": sorted(set(g["subnet"].drop_nulls().to_list())), "region": g["region"][0],
+                       "hardware": ", ".join(f"{n} {v}" for v, n in verdicts.iter_rows())})
     subs = []
     per = nodes.filter(pl.col("subnet").is_not_null()).group_by("subnet").agg(
         pl.col("idx").sort(), pl.col("wallet").n_unique().alias("wallets"), pl.col("fleet").n_unique().alias("fleets"),
@@ -276,7 +278,7 @@ def _attach_lookalikes(inv: Investigation, in_fleet: pl.DataFrame) -> None:
                 why = (f"declared fleet {fl['operator_id']} ({len(fl['node_idx'])} nodes, {fl['wallets']} wallet(s)): "
                        + (f"{links['pairs']} link(s) inside it ({', '.join(links['signal'])}) are not farm evidence; "
                           if links else "")
-                       + "its hardware was checked like any node's")
+                       + f"its hardware was checked like any node's ({fl['hardware']})")
                 near.append({"kind": "fleet", "what": fl["operator_id"], "why": why,
                              "node_ids": [ids[i] for i in fl["node_idx"][:20]]})
         for o in inv.outages:

@@ -55,7 +55,9 @@ def suspects(inv: Investigation) -> dict:
         "details": details,
         "lookalikes": {
             "fleets": [{"operator_id": f["operator_id"], "nodes": len(f["node_idx"]), "region": f["region"],
-                        "why": "declared fleet: one operator_id, not a farm; links inside it are not counted"}
+                        "hardware": f["hardware"],
+                        "why": "declared fleet: one operator_id, not a farm; links inside it are not counted; "
+                               "its hardware checked like any node's"}
                        for f in inv.fleets],
             "outages": [{k: v for k, v in o.items() if k != "node_idx"} | {
                 "why": "a region down together over many subnets: those slots are not lockstep evidence"}
@@ -187,7 +189,7 @@ def write_html(inv: Investigation, out_dir: Path, *, quality: dict | None = None
     parts.append("<h2>Honest look-alikes in the network</h2><ul>")
     for f in inv.fleets[:50]:
         parts.append(f"<li class='why'>declared fleet {e(f['operator_id'])}: {len(f['node_idx'])} nodes, "
-                     f"{f['wallets']} wallet(s), {e(', '.join(f['subnets'][:3]))}: not a farm</li>")
+                     f"{f['wallets']} wallet(s), {e(', '.join(f['subnets'][:3]))}: not a farm; hardware {e(f['hardware'])}</li>")
     for o in inv.outages:
         parts.append(f"<li class='why'>regional outage {e(o['region'])} slots {o['from_slot']}..{o['to_slot']}: "
                      f"{o['nodes']} nodes on {o['subnets']} subnets: not lockstep evidence</li>")
