@@ -7,16 +7,21 @@ from __future__ import annotations
 import json
 import shutil
 
-from epochal.cli import main
+from analytics.investigate import run
+from analytics.report import write_suspects
+from analytics.source import open_source
 from epochal.replay import replay
 
 
 def _investigate(db, out, epoch) -> dict:
+    """What `epochal investigate farming --db DB --up-to-epoch EPOCH --out OUT` writes as suspects.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    src = open_source(db, None, epoch)
     try:
-        main(["investigate", "farming", "--db", str(db), "--out", str(out), "--up-to-epoch", str(epoch)])
-    except SystemExit as exc:
-        assert exc.code == 0
-    return json.loads((out / "suspects.json").read_text())
+        path = write_suspects(run(src), out)
+    finally:
+        src.close()
+    return json.loads(path.read_text())
 
 
 def test_same_cut_same_clusters_whatever_arrived_later(sim_store, tmp_path):
