@@ -21,7 +21,7 @@ import numpy as np
 from .investigate import Investigation
 from .signals import lockstep_context
 
-MAX_PICTURES = 40
+MAX_PICTURES = 12  # the strongest farm clusters get a picture; the rest their tables
 
 
 def suspects(inv: Investigation) -> dict:
@@ -103,11 +103,12 @@ def cluster_picture(inv: Investigation, c) -> str:
     import networkx as nx
 
     ids = inv.features.nodes["node_id"].to_list()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 2.2]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 2.2]})
     g = nx.Graph()
     g.add_nodes_from(c.node_idx)
     g.add_weighted_edges_from(c.edges)
-    pos = nx.spring_layout(g, seed=1)
+    # a force layout for small clusters; a circle for large ones (its cost grows with the square)
+    pos = nx.spring_layout(g, seed=1, iterations=30) if len(c.node_idx) <= 40 else nx.circular_layout(g)
     nx.draw_networkx_edges(g, pos, ax=ax1, width=[1 + 2 * w for _, _, w in g.edges(data="weight")], edge_color="#888")
     nx.draw_networkx_nodes(g, pos, ax=ax1, node_size=60, node_color="#c0392b" if c.kind == "farm" else "#8e44ad")
     if len(c.node_idx) <= 12:
