@@ -136,7 +136,10 @@ def open_source(db: str | os.PathLike | None, published: str | os.PathLike | Non
     if up_to_epoch not in closed:
         con.close()
         raise SourceError(f"epoch {up_to_epoch} is not closed in the {where} (closed: {min(closed)}..{max(closed)})")
-    con.execute("SET enable_progress_bar = false")  # the command shows its own progress
+    try:
+        con.execute("SET enable_progress_bar = false")  # the command shows its own progress
+    except duckdb.Error:  # inside Jupyter DuckDB refuses to touch the setting without ipywidgets
+        pass
     src = Source(con, int(up_to_epoch), min(closed), 0, None, where, RULESET_V1.ruleset_version,
                  None if published is None else Path(published), closed)
     return recut(src, int(up_to_epoch))

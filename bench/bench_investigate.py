@@ -1,12 +1,13 @@
 """Benchmark of the farming investigation (issue 18): time and memory, and quality.
 
-**Time** (`run`, in the suite): `epochal investigate farming` on a simulated network of
-100,000 nodes × 24 h (quick: 600 × 6 h): the simulator's events replayed into a store once
-(untimed, cached in `bench-data/investigate-<N>x<H>/`, reused while the engine's schema is the
-same), then, each in a fresh process, the whole investigation (archive → signals → clusters →
-suspects.json + report.html) with its peak RSS, against a floor measured in the same run: a
-bare DuckDB scan of the same archive (every ping grouped per node and checker, every other
-event read once). Budget: ≤ 120 s at 100,000 × 24 h.
+**Time** (`run`, in the suite): `epochal investigate farming` on 100,000 nodes × 24 h (quick:
+600 × 6 h). The store is built once, untimed, by `bench/investigate_store.py` (the archive's
+tables written directly, then closed by the engine's own close: replaying 126 M simulated
+events would take the engine tens of minutes here before anything is measured) and kept in
+`bench-data/investigate-<N>x<H>/`. Then, each in a fresh process, the whole investigation
+(archive → signals → clusters → suspects.json + report.html) with its peak RSS, against a floor
+measured in the same run: a bare DuckDB scan of the same archive (every ping grouped per node
+and checker, every other event read once). Budget: ≤ 120 s at 100,000 × 24 h.
 
 **Quality** (`--quality`, not in the suite: it simulates and replays a network per seed):
 node-level precision and recall against truth.json per seed, the honest look-alikes flagged,
@@ -33,6 +34,22 @@ from bench.common import ROOT, Row, log, run_child  # noqa: E402
 FULL = (100_000, 24)
 QUICK = (600, 6)
 BUDGET_S = 120.0
+
+
+def build_direct(nodes: int, hours: int, data: Path, seed: int = 1) -> dict:
+    """The timing benchmark's store, written directly once into `data/` (a marker says it is complete)."""
+    done = data / "built.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    from bench.investigate_store import build as build_store
+
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "store.duckdb").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    info = build_store(str(data / "store.duckdb"), nodes, hours, seed)
+    info["build_s"] = time.perf_counter() - t0
+    done.write_text(json.dumps(info))
+    return info
 
 
 def build(nodes: int, hours: int, data: Path, seed: int = 1) -> dict:
@@ -100,18 +117,21 @@ def run(quick: bool, workdir: Path, data: Path | None = None, sizes: tuple[int, 
     if data is None:  # the full size is kept between runs; the quick one lives in the scratch dir
         data = (workdir if quick else ROOT / "bench-data") / f"investigate-{nodes}x{hours}"
     log(f"building {nodes:,} nodes × {hours} h in {data} (once)")
-    info = build(nodes, hours, data)
+    info = build_direct(nodes, hours, data)
     db = str(data / "store.duckdb")
     log("bare DuckDB scan (floor)")
     floor = run_child("bench.bench_investigate:scan_child", {"db": db})
     log("investigation")
     subj = run_child("bench.bench_investigate:investigate_child", {"db": db, "out": str(workdir / "inv")})
     name = "investigation"
+    budgeted = quick or (nodes, hours) == FULL
     return [
         Row(name, f"investigate {nodes:,} nodes × {hours} h ({subj['pings']:,} pings)", round(subj["seconds"], 2), "s",
             baseline=round(floor["seconds"], 2), baseline_label="bare DuckDB scan of the archive",
-            ratio=round(subj["seconds"] / floor["seconds"], 2), budget=f"≤ {BUDGET_S:.0f} s at 100,000 × 24 h",
-            limit=BUDGET_S if (nodes, hours) == FULL else None, compare="value" if (nodes, hours) == FULL else "",
+            ratio=round(subj["seconds"] / floor["seconds"], 2),
+            # the budget is the full size's; quick mode reports it against its small network, never enforced
+            budget=f"≤ {BUDGET_S:.0f} s at 100,000 × 24 h" if budgeted else "",
+            limit=BUDGET_S if budgeted else None, compare="value" if budgeted else "",
             extra={**subj, "floor": floor, "build": info}).check(quick),
         Row(name, "investigation peak RSS", round(subj["peak_rss_mb"], 1), "MB",
             baseline=round(floor["peak_rss_mb"], 1), baseline_label="bare scan peak RSS",

@@ -12,7 +12,7 @@ from demokit import HOURS, NODES, small_demo  # noqa: F401  (the session's demo 
 from epochal.demo import DEMO_STAGES, DemoCheckFailed, DemoRun, Stage, StageFailed, run_stages
 
 # the report's sections, by their id, in page order
-SECTIONS = ["run", "inputs", "emission", "reputation", "uptime", "slashes", "verification", "earners",
+SECTIONS = ["run", "inputs", "emission", "reputation", "uptime", "slashes", "suspects", "verification", "earners",
             "unpaid", "truth"]
 
 
@@ -28,6 +28,9 @@ def test_the_demo_runs_every_stage_and_says_what_it_wrote(small_demo):
     for path in (small_demo.out / "events", small_demo.out / "epochal.duckdb",
                  small_demo.out / "epochal.duckdb.published", small_demo.report):
         assert str(path) in small_demo.stdout and path.exists()
+    assert "investigated farming:" in small_demo.stdout
+    assert (small_demo.out / "investigation" / "suspects.json").is_file()
+    assert (small_demo.out / "investigation" / "report.html").is_file()
 
 
 def test_the_report_has_every_section_with_its_pictures(small_demo):
