@@ -206,7 +206,11 @@ def build(db: str, nodes: int = 100_000, hours: int = 24, seed: int = 1) -> dict
     for design, members in farms:
         if design == 3:
             factor[members] = factor[members[0]]
-    chk_names = np.array(CHECKERS, dtype=object)
+    con.register("inv_nodes_df", pl.DataFrame({"i": idx.astype(np.int32), "node_id": node_id.tolist()}).to_arrow())
+    con.execute("CREATE TEMP TABLE inv_nodes AS SELECT * FROM inv_nodes_df")
+    con.register("inv_checkers_df", pl.DataFrame({"c": np.arange(len(CHECKERS), dtype=np.int8),
+                                                  "checker": list(CHECKERS)}).to_arrow())
+    con.execute("CREATE TEMP TABLE inv_checkers AS SELECT * FROM inv_checkers_df")
     n_pings = 0
     for e in range(H):
         blk = up[:, e * 60:(e + 1) * 60]
@@ -226,17 +230,19 @@ def build(db: str, nodes: int = 100_000, hours: int = 24, seed: int = 1) -> dict
         t = g + abs_s.astype(np.int64) * sl + g_off[ni, si].astype(np.int64)
         rtt = np.where(reach, np.round(factor[ni, c] * rng.lognormal(0, 0.12, ni.size), 1), np.nan)
         order = np.argsort(t, kind="stable")
+        # numbers only on the Python side; the strings are made by DuckDB from two small tables
         df = pl.DataFrame({
-            "node": ni[order], "abs": abs_s[order], "slot": si[order].astype(np.int16), "t": t[order],
-            "checker": chk_names[c[order]].tolist(), "reach": reach[order], "rtt": rtt[order],
+            "node": ni[order].astype(np.int32), "abs": abs_s[order].astype(np.int32),
+            "slot": si[order].astype(np.int16), "t": t[order], "c": c[order].astype(np.int8),
+            "reach": reach[order], "rtt": rtt[order], "k": np.arange(ni.size, dtype=np.int64),
         })
-        df = df.with_columns(pl.Series("node_id", node_id.tolist(), dtype=pl.Utf8).gather(df["node"]).alias("node_id"))
         con.register("pg", df.to_arrow())
         con.execute(f"""
             INSERT INTO archive_pings
-            SELECT {seq} + row_number() OVER () - 1, 'p-' || node_id || '-' || abs, node_id, t, CAST(t // 1000 AS VARCHAR),
-                   checker, reach, CASE WHEN reach THEN rtt END, NULL, {e}, slot, false, NULL
-            FROM pg""")
+            SELECT {seq} + k, 'p-' || n.node_id || '-' || pg.abs, n.node_id, t, CAST(t // 1000 AS VARCHAR),
+                   ck.checker, reach, CASE WHEN reach THEN rtt END, NULL, {e}, slot, false, NULL
+            FROM pg JOIN inv_nodes n ON n.i = pg.node JOIN inv_checkers ck ON ck.c = pg.c
+            ORDER BY k""")
         con.unregister("pg")
         seq += df.height
         n_pings += df.height
