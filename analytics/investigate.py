@@ -326,16 +326,19 @@ def cite_ping_evidence(inv: Investigation) -> None:
                        FROM inv_pings q JOIN inv_members m USING (node_id) WHERE q.reachable""")
         same = con.execute(
             f"""WITH p AS (SELECT cluster, node_id, event_id, checker_id, occurred_at_us // 1000000 AS sec
-                           FROM inv_member_pings)
-                SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
-                  SELECT p.* FROM p JOIN (SELECT cluster, checker_id, sec FROM p GROUP BY ALL
-                                          HAVING count(DISTINCT node_id) >= 2) s USING (cluster, checker_id, sec))
+                           FROM inv_member_pings),
+                     s AS (SELECT cluster, checker_id, sec FROM p GROUP BY ALL HAVING count(DISTINCT node_id) >= 2)
+                SELECT cluster, list(event_id ORDER BY event_id) FROM (
+                  SELECT p.cluster, p.event_id FROM p JOIN s USING (cluster, checker_id, sec)
+                  QUALIFY row_number() OVER (PARTITION BY p.cluster ORDER BY p.event_id) <= {MAX_CITED})
                 GROUP BY cluster""").fetchall()
         rtt = con.execute(
-            f"""SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
-                  SELECT cluster, event_id, row_number() OVER (PARTITION BY node_id, checker_id
-                                                               ORDER BY occurred_at_us, event_id) AS r
-                  FROM inv_member_pings) WHERE r = 1
+            f"""SELECT cluster, list(event_id ORDER BY event_id) FROM (
+                  SELECT cluster, event_id FROM (
+                    SELECT cluster, event_id, row_number() OVER (PARTITION BY node_id, checker_id
+                                                                 ORDER BY occurred_at_us, event_id) AS r
+                    FROM inv_member_pings) WHERE r = 1
+                  QUALIFY row_number() OVER (PARTITION BY cluster ORDER BY event_id) <= {MAX_CITED})
                 GROUP BY cluster""").fetchall()
         up, mask, _ = lockstep_context(inv.features)
         rises = []

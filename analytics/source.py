@@ -138,6 +138,7 @@ def open_source(db: str | os.PathLike | None, published: str | os.PathLike | Non
         raise SourceError(f"epoch {up_to_epoch} is not closed in the {where} (closed: {min(closed)}..{max(closed)})")
     try:
         con.execute("SET enable_progress_bar = false")  # the command shows its own progress
+        con.execute("SET preserve_insertion_order = false")  # every result is sorted where order matters
     except duckdb.Error:  # inside Jupyter DuckDB refuses to touch the setting without ipywidgets
         pass
     src = Source(con, int(up_to_epoch), min(closed), 0, None, where, RULESET_V1.ruleset_version,
