@@ -13,8 +13,9 @@ It adds nothing to the rules. Each step:
 3. feeds each `epochal.pings` partition's highest accepted ping time to the per-partition
    watermark (`streams.watermark`) and calls `payouts.close.close_ready_epochs` with it, the
    very close the batch replay runs;
-4. publishes each closed epoch into the published folder (`store.published`, right after the
-   store commit; an epoch a crash left unpublished too), then what changed on Kafka:
+4. hands each closed epoch to its publish thread, which writes it into the published folder
+   (`store.published`) after the store commit, while the next steps archive (an epoch a crash
+   left unpublished too); then publishes what changed on Kafka:
    `epochal.rejected` (raw message, topic, reason), `epochal.scores`
    (each closed epoch's node rows) and `epochal.slashes` (decision rows not published yet, or
    whose status changed); and, every `live_every_s` or once no message has come for
@@ -48,7 +49,7 @@ from scoring.timing import get_epoch_end_us
 from streams import live
 from streams.segments import Message, list_segments, read_segment, write_segment
 from streams.watermark import PartitionWatermark
-from store.published import PublishError, publish_pending, published_root
+from store.published import PublishError, list_epochs, publish_pending, published_root
 
 log = logging.getLogger("epochal.streams")
 
@@ -91,7 +92,15 @@ class Closer:
         # the published folder (None: publish nothing); the first step completes what a crash left
         self.publish_root = Path(publish_root) if publish_root is not None else None
         self._publish_due, self._publish_tried = self.publish_root is not None, 0.0
-        self.published_epochs: list[int] = []
+        # (the last epoch published, by this process or before it: status files report it)
+        self.published_epochs: list[int] = list_epochs(self.publish_root)[-1:] if self.publish_root else []
+        # Publishing (a Parquet file of every input since the last close, the epoch's rows, fsync)
+        # runs on a thread of its own, with a connection of its own (reading committed rows only),
+        # while the next steps archive: one publication at a time, behind the store commit.
+        self._pub_exec = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="epochal-publish")
+                          if self.publish_root is not None else None)
+        self._pub_con = con.cursor() if self.publish_root is not None else None
+        self._pub_job: concurrent.futures.Future | None = None
         self.seg_dir = Path(seg_dir)
         self.cfg = cfg
         self.outputs = outputs
@@ -141,6 +150,7 @@ class Closer:
             self.drain_outputs()
             if self._out_exec is not None:
                 self._out_exec.shutdown(wait=True)
+            self._finish_publishing()
         finally:
             try:
                 self.con.execute("CHECKPOINT")
@@ -346,17 +356,42 @@ class Closer:
 
     # -- outputs -----------------------------------------------------------------------------
     def _publish_folder(self) -> None:
-        """Every closed epoch not yet in the published folder, after the store commit. A folder
-        that cannot be written (full disk, another store's folder) never stops the archive:
-        it is logged and tried again every 10 s; the next success completes it."""
-        if time.monotonic() - self._publish_tried < 10.0 and self._publish_tried:
+        """Every closed epoch not yet in the published folder, after the store commit, on the
+        publish thread (one publication at a time: one due meanwhile starts at a later step).
+        A folder that cannot be written (full disk, another store's folder) never stops the
+        archive: it is logged and tried again every 10 s; the next success completes it."""
+        job = self._pub_job
+        if job is not None:
+            if not job.done():
+                return
+            self._pub_job = None
+            self._publication_done(job)
+        if not self._publish_due or (self._publish_tried and time.monotonic() - self._publish_tried < 10.0):
             return
+        self._publish_due = False
+        self._pub_job = self._pub_exec.submit(publish_pending, self._pub_con, self.publish_root)
+
+    def _publication_done(self, job: concurrent.futures.Future) -> None:
         try:
-            self.published_epochs += publish_pending(self.con, self.publish_root)
-            self._publish_due, self._publish_tried = False, 0.0
+            self.published_epochs += job.result()
+            self._publish_tried = 0.0
         except (OSError, PublishError) as exc:
-            self._publish_tried = time.monotonic()
+            self._publish_due, self._publish_tried = True, time.monotonic()
             log.warning("closed epochs not published into %s (tried again later): %s", self.publish_root, exc)
+
+    def _finish_publishing(self) -> None:
+        """At shutdown: the publication under way, then whatever closed since (on this thread)."""
+        if self._pub_exec is None:
+            return
+        if self._pub_job is not None:
+            job, self._pub_job = self._pub_job, None
+            concurrent.futures.wait([job])
+            self._publication_done(job)
+        self._pub_exec.shutdown(wait=True)
+        try:
+            self.published_epochs += publish_pending(self._pub_con, self.publish_root)
+        except (OSError, PublishError) as exc:
+            log.warning("closed epochs not published into %s (the next closer will): %s", self.publish_root, exc)
 
     def _publish_closed(self, results) -> None:
         """One `epochal.scores` message per node of each closed epoch, the node's score row plus
@@ -474,6 +509,7 @@ class Closer:
                 "archived_through_seq": self._archived_hi,
                 "live_published_through_seq": self.live_published_through,
                 "live_rows_published": self.live_rows, "live_busy_s": round(self.live_busy_s, 3),
+                "publish_root": str(self.publish_root) if self.publish_root is not None else None,
                 "last_published_epoch": self.published_epochs[-1] if self.published_epochs else None,
                 **self.wm.snapshot(now_s)}
 

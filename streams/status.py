@@ -47,6 +47,8 @@ def format_status(statuses: list[dict], pending: int, live: list[dict] | None = 
                          f" + duplicates {s.get('duplicates', 0):,} + rejected {s.get('rejected', 0):,}"
                          + (f" ({reasons})" if reasons else "")
                          + f", {st.get('pings_per_s', 0):,.0f} pings/s archived")
+            if s.get("publish_root"):
+                lines.append(f"  published folder {s['publish_root']}: through epoch {s.get('last_published_epoch')}")
             for p, ps in (s.get("partitions") or {}).items():
                 lines.append(f"  epochal.pings/{p}: max ping {ps.get('max_ping_us')}, "
                              f"{'idle' if ps.get('idle') else 'active'} ({ps.get('silent_s')} s since a delivery)")

@@ -229,6 +229,7 @@ def test_status_command_shows_the_worker_and_its_live_table(single_run):
     text = " ".join(out.stdout.split())
     assert "worker single (pid" in text and "closer" in text
     assert "live Table (pid" in text and "node updates applied" in text
+    assert f"published folder {single_run['db']}.published: through epoch" in text
     st = single_run["worker"].status()["store"]
     assert f"inputs {st['inputs']:,} = accepted {st['accepted']:,}" in text
     missing = subprocess.run([sys.executable, "-c", "from epochal.cli import main; main()", "streams", "status",
