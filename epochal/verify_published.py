@@ -44,7 +44,9 @@ def verify_published_epoch(root, n: int, cfg: RulesetConfig = RULESET_V1) -> lis
         raise LookupError(f"the folder {root} lacks the manifests of epoch(s) {missing}, which epoch {n} builds on")
 
     diffs: list[str] = []
-    manifests = {k: pub.read_manifest(root, k) for k in need}
+    manifests, broken = read_manifests(root, need)
+    if broken:
+        return broken + [f"epoch {n} is not re-derived: the manifests above cannot be read"]
     unreadable = check_files(root, manifests, diffs)
     check_manifests(root, manifests, diffs)
     if unreadable:
@@ -85,7 +87,9 @@ def verify_published_epochs(root, epochs: list[int] | None = None, cfg: RulesetC
     if missing:
         raise LookupError(f"the folder {root} lacks the manifests of epoch(s) {missing}, which later epochs build on")
 
-    manifests = {k: pub.read_manifest(root, k) for k in need}
+    manifests, broken = read_manifests(root, need)
+    if broken:
+        return {n: broken + [f"epoch {n} is not re-derived: the manifests above cannot be read"] for n in chosen}
     folder: list[str] = []
     unreadable = check_files(root, manifests, folder)
     check_manifests(root, manifests, folder)
@@ -116,6 +120,36 @@ def verify_published_epochs(root, epochs: list[int] | None = None, cfg: RulesetC
     finally:
         con.close()
     return out
+
+
+MANIFEST_KEYS = {"reward_epoch": int, "ruleset_version": str, "params_sha256": str, "engine_version": str,
+                 "manifest_sha256": str, "arrival_range": dict, "input_event_count": int,
+                 "input_events_sha256": str, "files": list}
+
+
+def read_manifests(root: Path, epochs: list[int]) -> tuple[dict[int, dict], list[str]]:
+    """The manifests, and what is wrong with those that cannot be used at all (not JSON, a key
+    missing or of the wrong type)."""
+    manifests, broken = {}, []
+    for k in epochs:
+        try:
+            m = pub.read_manifest(root, k)
+        except ValueError as exc:
+            broken.append(f"epoch {k}: manifest.json is not valid JSON ({exc})")
+            continue
+        bad = [key for key, typ in MANIFEST_KEYS.items() if not isinstance(m.get(key) if isinstance(m, dict) else None, typ)]
+        r = m.get("arrival_range") if isinstance(m, dict) else None
+        if not bad and not (isinstance(r.get("after"), int) and isinstance(r.get("through"), int)):
+            bad.append("arrival_range")
+        if not bad and not all(isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("rows"), int)
+                               and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
+                               and "/" not in f["name"] and f["name"] not in ("", ".", "..") for f in m["files"]):
+            bad.append("files")
+        if bad:
+            broken.append(f"epoch {k}: manifest.json lacks a valid {', '.join(bad)}")
+        else:
+            manifests[k] = m
+    return manifests, broken
 
 
 def check_files(root: Path, manifests: dict[int, dict], diffs: list[str]) -> list[str]:

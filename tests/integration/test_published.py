@@ -526,3 +526,20 @@ def test_a_crash_before_the_manifest_is_completed_by_the_next_run_identically(si
             m.pop("previous_manifest_sha256")
             m["files"] = [f for f in m["files"] if f["name"] not in WALL_CLOCK]
         assert a == b
+
+
+def test_a_broken_manifest_is_named_not_a_traceback(folder_only, tmp_path):
+    from epochal.verify_published import verify_published_epoch
+
+    root = tmp_path / "m.published"
+    shutil.copytree(folder_only, root)
+    first, last = pub.list_epochs(root)[0], pub.list_epochs(root)[-1]
+    (pub.epoch_dir(root, first) / "manifest.json").write_text("{not json")
+    m = pub.read_manifest(root, last)
+    del m["files"]
+    (pub.epoch_dir(root, last) / "manifest.json").write_bytes(pub.manifest_bytes(m))
+    diffs = verify_published_epoch(root, last)
+    assert diffs[0].startswith(f"epoch {first}: manifest.json is not valid JSON")
+    assert f"epoch {last}: manifest.json lacks a valid files" in diffs
+    out = _cli("epoch", "verify", str(last), "--published", str(root))
+    assert out.returncode == 1 and "not valid JSON" in out.stderr and "Traceback" not in out.stderr
