@@ -541,5 +541,8 @@ def test_a_broken_manifest_is_named_not_a_traceback(folder_only, tmp_path):
     diffs = verify_published_epoch(root, last)
     assert diffs[0].startswith(f"epoch {first}: manifest.json is not valid JSON")
     assert f"epoch {last}: manifest.json lacks a valid files" in diffs
+    from epochal.verify_published import verify_published_epochs
+
+    assert f"epoch {last}: manifest.json lacks a valid files" in verify_published_epochs(root)[last]
     out = _cli("epoch", "verify", str(last), "--published", str(root))
     assert out.returncode == 1 and "not valid JSON" in out.stderr and "Traceback" not in out.stderr
