@@ -25,7 +25,7 @@ BENCHMARKS: dict[str, str | None] = {
     "simulate": "bench.bench_simulate",
     "stream": "bench.stream_adapter",
     "publish": "bench.bench_publish",
-    "settlement": None,
+    "settlement": "bench.bench_settle",
     "investigation": "bench.bench_investigate",
     "api": "bench.bench_api",
 }

@@ -26,6 +26,7 @@ from epochal.cli_serve import serve
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
 from epochal.sources import SourceError
+from epochal.cli_treasury import PublishOption, TreasuryOption, epoch_validate, settle, treasury_app
 from epochal.store import StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -40,6 +41,8 @@ app.command("demo")(demo)
 epoch_app.command("publish")(publish_command)
 app.command("serve")(serve)
 app.add_typer(investigate_app, name="investigate")
+app.add_typer(treasury_app, name="treasury")
+app.command("settle")(settle)
 
 
 # Limits on numbers a user types (a number past them is a mistake, said in one sentence, never a
@@ -231,6 +234,13 @@ def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max
             err.print(f"  - {d}")
         raise typer.Exit(1)
     out.print(f"epoch {reward_epoch} verified: recomputed from the archive, manifest and every row identical")
+
+
+@epoch_app.command("validate")
+def epoch_validate_cmd(reward_epoch: int = typer.Argument(..., metavar="N"), db: Optional[Path] = DbOption,
+                       publish: Optional[Path] = PublishOption, treasury: Optional[Path] = TreasuryOption) -> None:
+    """Run the validation suite that gates settlement; print each expectation's result (exit 1 on a failure)."""
+    epoch_validate(reward_epoch, db, publish, treasury)
 
 
 @node_app.command("show")

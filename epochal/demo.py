@@ -14,10 +14,12 @@ The order is the order of the job (issue 19):
 3. verify every published epoch from the published folder alone, with no store: every file
    against its manifest, every row and manifest recomputed from the published inputs (the same
    recomputation `epoch verify N` runs on a store, so it also proves the close);
-4. investigate farming (`DIR/investigation/`: suspects.json, report.html), scored against the truth;
-5. write `DIR/report.html`; with `--serve`, serve the buyer API and explorer (`serve_explorer`).
-Validation, settlement and reconciliation on the in-process Solana runtime join this list as
-their parts land on main; `DEMO_STAGES` is the list.
+4. the treasury: validate every published epoch with the great-expectations suite, settle it on
+   the in-process Solana runtime (LiteSVM, kept in the treasury's file), and reconcile every
+   recipient's on-chain balance with its settled rewards;
+5. investigate farming (`DIR/investigation/`: suspects.json, report.html), scored against the truth;
+6. write `DIR/report.html`; with `--serve`, serve the buyer API and explorer (`serve_explorer`).
+`DEMO_STAGES` is the list.
 
 Everything the demo writes lives under its `--out` folder, which it clears of its own previous
 outputs first (the store, its published folder, the treasury's files), never of anything else.
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from epochal import store
+from epochal import store, treasury_app
 from epochal.replay import ReplayReport, replay
 from epochal.report import ReportData, write_report
 from epochal.sim import simulate
@@ -87,6 +89,7 @@ class DemoRun:
     verified_published: list[int] = field(default_factory=list)  # re-derived from the published folder alone
     investigation: dict | None = None  # for the report: clusters, quality, min_score, suspects_path
     report_path: Path | None = None
+    settled: list[int] = field(default_factory=list)
     summaries: list[tuple[int, str, str, float]] = field(default_factory=list)  # (n, key, line, seconds)
 
     @property
@@ -110,6 +113,10 @@ class DemoRun:
         return self.out_dir / "epochal.duckdb.treasury.duckdb"
 
     @property
+    def treasury(self) -> treasury_app.TreasuryConfig:
+        return treasury_app.TreasuryConfig.resolve(self.db, treasury=self.treasury_file, publish=self.published)
+
+    @property
     def closed_epochs(self) -> list[int]:
         return [r.reward_epoch for r in self.replay_report.closed] if self.replay_report else []
 
@@ -119,7 +126,8 @@ class DemoRun:
     def written(self) -> list[tuple[str, Path]]:
         """What the demo wrote, for the summary (only what exists)."""
         paths = [("events and truth", self.events_dir), ("store", self.db), ("published epochs", self.published),
-                 ("investigation", self.out_dir / "investigation"), ("report", self.out_dir / "report.html")]
+                 ("treasury", self.treasury.treasury), ("investigation", self.out_dir / "investigation"),
+                 ("report", self.out_dir / "report.html")]
         return [(what, p) for what, p in paths if p.exists()]
 
 
@@ -133,7 +141,9 @@ class Stage:
 def clear_previous_outputs(run: DemoRun) -> None:
     """The demo starts from a clean store every time: remove what an earlier demo in the same
     folder wrote (its store and the files derived from the store's name), nothing else."""
-    for stale in (run.db, run.db.with_name(run.db.name + ".wal")):
+    t = run.treasury.treasury
+    for stale in (run.db, run.db.with_name(run.db.name + ".wal"), t, t.with_name(t.name + ".wal"),
+                  t.with_name(t.name + ".keypair.json"), t.with_name(t.name + ".lock")):
         stale.unlink(missing_ok=True)
     if run.published.is_dir():
         shutil.rmtree(run.published)  # (the old folder is another store's: publishing would refuse it)
@@ -205,6 +215,27 @@ def _ingest_counts(run: DemoRun) -> tuple[int, int, int, int, int] | None:
     return (c.inputs, c.accepted, c.duplicates, c.rejected, c.late)
 
 
+def stage_treasury(run: DemoRun, meter: Meter) -> str:
+    cfg = run.treasury
+    epochs = treasury_app.list_epochs(cfg.publish)
+    if not epochs:
+        raise DemoCheckFailed(f"no epoch is published in {cfg.publish}")
+    meter.total(len(epochs))
+    paid = transfers = batches = 0
+    for outcome in treasury_app.settle_many(cfg, epochs, log=lambda line: meter.note(line[:60])):
+        if outcome.action == "blocked":
+            raise DemoCheckFailed(f"epoch {outcome.reward_epoch} did not pass validation: {outcome.reason}")
+        r = outcome.report
+        paid, transfers, batches = paid + r.total_base_units, transfers + r.recipients, batches + r.batches
+        run.settled.append(outcome.reward_epoch)
+        meter.advance()
+    rec = treasury_app.reconcile_chain(cfg, None)
+    if rec.differences:
+        raise DemoCheckFailed(f"reconciliation found {len(rec.differences)} difference(s): {rec.differences[0]}")
+    return (f"validated and settled {len(epochs)} epochs on the in-process Solana runtime: {paid:,} base units in "
+            f"{transfers:,} transfers, {batches} transactions; reconciled {rec.recipients:,} recipients' balances")
+
+
 def stage_investigate(run: DemoRun, meter: Meter) -> str:
     """The farming investigation over the store (read-only), its evidence in DIR/investigation/,
     scored against the simulator's truth, with the reward that leaked to each planted farm before
@@ -262,6 +293,7 @@ DEMO_STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulating the network", stage_simulate),
     Stage("replay", "replaying, closing every ready epoch", stage_replay),
     Stage("verify_published", "verifying every epoch from the published folder alone", stage_verify_published),
+    Stage("treasury", "validating and settling every epoch on Solana", stage_treasury),
     Stage("investigate", "investigating farming", stage_investigate),
     Stage("report", "writing the report", stage_report),
 )

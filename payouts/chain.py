@@ -78,9 +78,13 @@ class Chain:
     def statuses(self, signatures: Sequence[Signature]) -> list[Landed | None]:
         raise NotImplementedError
 
+    def may_still_land(self, signature: Signature, last_valid_block_height: int) -> bool:
+        """False only when the transaction can never land: its blockhash expired and the cluster
+        has not seen it at any commitment."""
+        return not self.blockhash_expired(last_valid_block_height)
+
     def wait_landed(self, signature: Signature, last_valid_block_height: int) -> Landed | None:
-        """The transaction's status once it landed, or None once its blockhash expired without it
-        landing (it never can any more)."""
+        """The transaction's status once it landed, or None once it can never land."""
         raise NotImplementedError
 
     def accounts(self, keys: Sequence[Pubkey]) -> list[Account | None]:
@@ -291,25 +295,35 @@ class RpcChain(Chain):
         self._run(self.client.send_raw_transaction(bytes(tx), TxOpts(skip_preflight=False,
                                                                       preflight_commitment=self.commitment)))
 
-    def statuses(self, signatures: Sequence[Signature]) -> list[Landed | None]:
-        out: list[Landed | None] = []
+    def _raw_statuses(self, signatures: Sequence[Signature]) -> list:
+        out = []
         for i in range(0, len(signatures), 256):  # the method takes at most 256 signatures
-            resp = self._run(self.client.get_signature_statuses(list(signatures[i:i + 256]),
-                                                                search_transaction_history=True))
-            for st in resp.value:
-                if st is None or st.confirmation_status is None or str(st.confirmation_status).endswith("Processed"):
-                    out.append(None)
-                else:
-                    out.append(Landed(st.slot, None if st.err is None else str(st.err)))
+            out += list(self._run(self.client.get_signature_statuses(list(signatures[i:i + 256]),
+                                                                     search_transaction_history=True)).value)
         return out
+
+    @staticmethod
+    def _confirmed(st) -> bool:
+        return st is not None and st.confirmation_status is not None and not str(st.confirmation_status).endswith("Processed")
+
+    def statuses(self, signatures: Sequence[Signature]) -> list[Landed | None]:
+        """Landed at `confirmed` or better; a transaction only `processed` is not landed yet."""
+        return [Landed(st.slot, None if st.err is None else str(st.err)) if self._confirmed(st) else None
+                for st in self._raw_statuses(signatures)]
+
+    def may_still_land(self, signature: Signature, last_valid_block_height: int) -> bool:
+        if not self.blockhash_expired(last_valid_block_height):
+            return True
+        # expired: it may still be confirmed only if a block already holds it (seen as processed)
+        return self._raw_statuses([signature])[0] is not None
 
     def wait_landed(self, signature: Signature, last_valid_block_height: int) -> Landed | None:
         while True:
             landed = self.statuses([signature])[0]
             if landed is not None:
                 return landed
-            if self.blockhash_expired(last_valid_block_height):
-                # checked once more after the expiry: a transaction that landed just before shows now
+            if not self.may_still_land(signature, last_valid_block_height):
+                # checked once more: a transaction confirmed just before shows now
                 return self.statuses([signature])[0]
             time.sleep(self.POLL_S)
 
@@ -351,5 +365,13 @@ class RpcChain(Chain):
 
 
 def _rpc_error_text(exc) -> str:
+    """The RPC error's message, with the transaction error it carries (e.g. AlreadyProcessed)."""
     arg = exc.args[0] if exc.args else exc
-    return str(getattr(arg, "message", arg)).splitlines()[0][:300]
+    text = str(getattr(arg, "message", arg)).splitlines()[0][:300]
+    err = getattr(getattr(arg, "data", None), "err", None)
+    return f"{text} ({err})" if err is not None else text
+
+
+def is_already_processed(exc: TransactionRejected) -> bool:
+    text = str(exc)
+    return "AlreadyProcessed" in text or "already been processed" in text

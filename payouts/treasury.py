@@ -18,7 +18,7 @@ crash anywhere resumes without paying anyone twice:
    most 1,232 bytes and 64 accounts (~51 transfers), and ALL batches are recorded in one DuckDB
    transaction (recipients, amounts, memo; status `planned`) with the epoch's entitlements.
 6. Each batch: signed with a fresh blockhash, and (signature, blockhash, last valid height,
-   bytes) recorded (`signed`) BEFORE it is sent; sent (`sent`); its landing awaited; then
+   bytes) recorded (`signed`) BEFORE it is sent; sent; its landing awaited; then
    `confirmed`, with its ledger entries (`treasury:reward_pool` → `wallet:<w>`), in one DuckDB
    transaction. On a restart a recorded signature is looked up first: landed → confirmed;
    not landed while its blockhash is still valid → the same signed bytes are broadcast again
@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
@@ -48,10 +47,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from spl.token.constants import MINT_LEN, TOKEN_PROGRAM_ID
+from spl.token.constants import MINT_LEN
 
 from payouts import transactions as txb
-from payouts.chain import LITESVM, Chain, ChainUnavailable, Landed, TransactionRejected
+from payouts.chain import LITESVM, Chain, Landed, TransactionRejected, is_already_processed
 from payouts.settlement import SettlementPlan, Transfer, compute_entitlements, plan_settlement, split_batches
 from payouts.treasury_db import TreasuryError, get_meta, insert_rows, set_meta
 from scoring.invariants import invariant
@@ -245,7 +244,7 @@ class Treasury:
                 "SELECT signature, last_valid_block_height FROM chain_operations WHERE status = 'signed'"
                 " ORDER BY recorded_at").fetchall():
             landed = self.chain.statuses([Signature.from_string(sig)])[0]
-            if landed is None and not self.chain.blockhash_expired(lvh):
+            if landed is None and self.chain.may_still_land(Signature.from_string(sig), lvh):
                 landed = self.chain.wait_landed(Signature.from_string(sig), lvh)
             self._operation_outcome(sig, landed, None)
         # a table whose creation never landed is forgotten (a new one is made at another slot)
@@ -557,14 +556,14 @@ class Treasury:
                 return
             if sig is not None:
                 landed = self.chain.statuses([Signature.from_string(sig)])[0]
-                if landed is None and not self.chain.blockhash_expired(lvh):
+                if landed is None and self.chain.may_still_land(Signature.from_string(sig), lvh):
                     # recorded and maybe never sent (or sent and not yet seen): broadcast the same
                     # signed bytes; a signature lands at most once, so this can pay nobody twice
                     raw = self.con.execute("SELECT tx FROM settlement_transactions WHERE signature = ?", [sig]).fetchall()[0][0]
                     try:
                         self.chain.send(VersionedTransaction.from_bytes(bytes(raw)))
                     except TransactionRejected as exc:
-                        if "AlreadyProcessed" not in str(exc):
+                        if not is_already_processed(exc):
                             self._batch_refused(e, batch, sig, "rejected", str(exc))
                     landed = self.chain.wait_landed(Signature.from_string(sig), lvh)
                 if landed is not None and landed.err is None:
@@ -618,8 +617,9 @@ class Treasury:
         except TransactionRejected as exc:
             self._batch_refused(e, batch, sig, "rejected", str(exc))
         self.crash("after_send")
-        self.con.execute("UPDATE settlements SET status = 'sent' WHERE reward_epoch = ? AND batch = ?", [e, batch])
-        # the loop in _settle_batch looks the signature up next: landed → confirmed
+        # no `sent` status is written (a commit per batch for nothing a restart could use: whether
+        # it was sent or not, a `signed` batch is looked up by its signature first); the loop in
+        # _settle_batch looks the signature up next: landed → confirmed
 
     def _confirm(self, e: int, batch: int, sig: str, landed: Landed) -> None:
         transfers = self._batch_transfers(e, batch)

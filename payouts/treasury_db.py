@@ -5,9 +5,9 @@ it decides and everything it sent, so that it works while a stream worker holds 
 
 - `settlements` (the contract's table, key `(reward_epoch, batch)`): `signature`, `status`,
   `recipients`, `amount_base_units`, and the blockhash the signature was made with. Status:
-  `signed` (recorded before it is sent; it may or may not have reached the cluster), `sent`,
-  `confirmed` (landed without error), `rejected` / `failed` (refused by the cluster / landed with
-  an error: moved nothing). A batch is only ever re-signed (a new signature, the attempt count
+  `planned` (recorded, not signed), `signed` (its signature recorded before it is sent; it may or
+  may not have reached the cluster), `confirmed` (landed without error), `rejected` / `failed`
+  (refused by the cluster / landed with an error: moved nothing). A batch is only ever re-signed (a new signature, the attempt count
   up) once its recorded signature cannot land any more.
 - `settlement_transfers`: each batch's transfers (wallet, token account, amount), one row per
   (reward_epoch, wallet): a wallet is paid once per epoch.

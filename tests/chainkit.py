@@ -36,6 +36,7 @@ class RpcShim:
         self.lock = threading.Lock()
         self.calls: list[str] = []
         self._drop = 0
+        self._sent: dict[str, bytes] = {}  # an in-memory chain keeps no bytes: the shim does, for getTransaction
         shim = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -133,7 +134,18 @@ class RpcShim:
             if hasattr(sim, "err"):
                 raise TransactionRejected(str(sim.err()))
         self.chain.send(tx)
+        self._sent[str(tx.signatures[0])] = bytes(tx)
         return str(tx.signatures[0])
+
+    def m_getTransaction(self, sig, config=None):
+        raw = self.chain.transaction_bytes(Signature.from_string(sig))
+        if raw is None:
+            got = self.chain.svm.get_transaction(Signature.from_string(sig))
+            raw = self._sent.get(sig) if got is not None else None
+        if raw is None:
+            return None
+        return {"slot": self.chain.slot, "transaction": [base64.b64encode(raw).decode(), "base64"], "meta": None,
+                "version": 0, "blockTime": None}
 
     def m_getSignatureStatuses(self, sigs, config=None):
         out = []

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate", "stream", "publish", "api", "investigation"}
-NOT_BUILT = {"settlement"}
+MEASURED = {"replay", "close", "simulate", "stream", "publish", "api", "investigation", "settlement"}
+NOT_BUILT: set[str] = set()
 
 
 def _finite(x) -> bool:
@@ -58,6 +58,9 @@ def test_bench_quick_runs_and_writes_results(tmp_path):
     close = res["benchmarks"]["close"]["rows"]
     assert [r["extra"]["nodes"] for r in close if "nodes" in r["extra"]] == [10_000, 100_000]
     assert all(r["extra"]["eligible"] > 0.9 * r["extra"]["nodes"] for r in close if "nodes" in r["extra"])
+    settle = {r["metric"]: r for r in res["benchmarks"]["settlement"]["rows"]}
+    assert settle["largest transaction (bytes)"]["value"] <= 1232
+    assert settle["transfers per transaction (every batch but the last)"]["value"] >= 50
     # quick mode reports budgets but never enforces them
     assert all(not b["enforced"] for b in res["budgets"])
     assert res["figures"] and all(_finite(v) for v in res["figures"].values())
