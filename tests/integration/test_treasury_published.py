@@ -328,3 +328,34 @@ def test_settle_over_rpc_goes_through_the_same_commands(net, tmp_path):
             assert {w: txb.token_balance(a.data) for w, a in zip(wallets, accs)} == {w: want[w] for w in wallets}
         finally:
             chain.close()
+
+
+def test_a_forged_but_self_consistent_epoch_fails_on_what_the_rules_say(net):
+    """Rewards moved to a node that was not eligible, the sums kept, every hash recomputed to
+    match: the hashes pass, and the suite still names what breaks the rules."""
+    from payouts.manifest import compute_manifest_sha256
+    from payouts.validation import sha256_file, validate_epoch
+
+    root = Path(str(net) + ".published")
+    files = epoch_files(root, 6)
+    scores = pl.read_parquet(files["node_epoch_scores"])
+    rewards = pl.read_parquet(files["epoch_rewards"])
+    loser = scores.filter(~pl.col("eligible"))["node_id"][0]
+    victim = rewards["node_id"][0]
+    moved = rewards.filter(pl.col("node_id") == victim)
+    rewards = pl.concat([rewards.filter(pl.col("node_id") != victim),
+                         moved.with_columns(pl.lit(loser).alias("node_id"))]).sort("node_id")
+    rewards.write_parquet(files["epoch_rewards"])
+    digest = compute_manifest_sha256(rewards.select("reward_epoch", "node_id", "pool", "amount_base_units", "wallet").iter_rows())
+    pl.read_parquet(files["reward_epochs"]).with_columns(pl.lit(digest).alias("manifest_sha256")).write_parquet(files["reward_epochs"])
+    manifest_path = root / "reward_epoch=6" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["manifest_sha256"] = digest
+    for f in manifest["files"]:
+        f["sha256"] = sha256_file(root / "reward_epoch=6" / f["name"])
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    v = validate_epoch(root, 6)
+    failed = {c.name for c in v.failed}
+    assert not v.success
+    assert {"files.sha256_equal", "manifest.hash_recomputed", "rewards.sum_is_emission"}.isdisjoint(failed)
+    assert "rewarded.eligible" in failed and "rewarded.weight_positive" in failed
