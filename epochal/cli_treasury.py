@@ -115,19 +115,22 @@ def treasury_status(db: Optional[Path] = DbOption, treasury: Optional[Path] = Tr
 
     cfg = ta.TreasuryConfig.resolve(db, treasury, publish)
     try:
-        rows = ta.status(cfg)
+        rows, store_read = ta.status(cfg)
     except ta.USER_ERRORS as exc:
         raise UserError(str(exc)) from exc
     if not rows:
-        out.print(f"no published epoch in {cfg.publish} and nothing in {cfg.treasury}")
+        out.print(f"no closed or published epoch for {cfg.db} and nothing in {cfg.treasury}")
         return
     t = Table(title=f"treasury {cfg.treasury}")
-    for h in ("epoch", "published", "validation", "status", "batches", "allocated (base units)", "why"):
+    for h in ("epoch", "closed", "published", "validation", "status", "batches", "allocated (base units)", "why"):
         t.add_column(h)
     for s in rows:
-        t.add_row(str(s.reward_epoch), "yes" if s.published else "no", s.validated, s.status, s.batches,
+        t.add_row(str(s.reward_epoch), "?" if s.closed is None else ("yes" if s.closed else "no"),
+                  "yes" if s.published else "no", s.validated, s.status, s.batches,
                   "-" if s.amount_base_units is None else f"{s.amount_base_units:,}", s.reason or "")
     out.print(t)
+    if not store_read:
+        out.print(f"(the store {cfg.db} is held by another process: epochs it closed and did not publish yet are not listed)")
     counts: dict[str, int] = {}
     for s in rows:
         counts[s.status] = counts.get(s.status, 0) + 1

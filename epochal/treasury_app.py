@@ -127,10 +127,29 @@ def dry_run(cfg: TreasuryConfig, n: int):
         con.close()
 
 
-def status(cfg: TreasuryConfig) -> list[EpochStatus]:
+def closed_in_store(db: Path) -> list[int] | None:
+    """The epochs the store has closed, or None when another process holds it (DuckDB lets no
+    other process open a file being written)."""
+    if not db.exists():
+        return []
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return [e for (e,) in con.execute("SELECT reward_epoch FROM reward_epochs ORDER BY 1").fetchall()]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
+
+
+def status(cfg: TreasuryConfig) -> tuple[list[EpochStatus], bool]:
+    """(every epoch's status, whether the store could be read for its closed epochs)."""
+    closed = closed_in_store(cfg.db)
     con = connect(cfg.treasury, read_only=True) if cfg.treasury.exists() else None
     try:
-        return treasury_status(con, cfg.publish)
+        return treasury_status(con, cfg.publish, closed), closed is not None
     finally:
         if con is not None:
             con.close()

@@ -177,7 +177,11 @@ class Treasury:
             self.chain.fund(pk, LITESVM_FUND_LAMPORTS)
             self.log(f"funded the treasury {pk} with {LITESVM_FUND_LAMPORTS / 1e9:,.0f} SOL (in-process chain)")
         elif self.chain.name != LITESVM and self.chain.lamports(pk) == 0:
-            self.chain.fund(pk, 10 * 10**9)  # works on a test validator or devnet; a mainnet signer comes funded
+            try:  # works on a test validator or devnet; a mainnet signer comes funded
+                self.chain.fund(pk, 10 * 10**9)
+            except TransactionRejected as exc:
+                raise TreasuryError(f"the treasury {pk} holds no SOL on {self.chain.name} and the airdrop was refused"
+                                    f" ({exc}); fund it") from exc
             self.log(f"requested an airdrop of 10 SOL to the treasury {pk}")
 
     def _create_mint(self) -> str:
@@ -211,7 +215,7 @@ class Treasury:
         except TransactionRejected as exc:
             self.con.execute("UPDATE chain_operations SET status = 'rejected', error = ? WHERE signature = ?",
                              [str(exc), sig])
-            raise
+            raise SettlementStopped(f"the cluster refused the treasury's {kind} transaction: {exc}") from exc
         self.crash("after_operation")
         landed = self.chain.wait_landed(tx.signatures[0], lvh)
         spent = before - self.chain.lamports(self.signer.pubkey())

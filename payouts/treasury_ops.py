@@ -110,6 +110,7 @@ def pending_epochs(con, root) -> list[int]:
 @dataclass
 class EpochStatus:
     reward_epoch: int
+    closed: bool | None  # None: the store could not be read (another process holds it)
     published: bool
     validated: str  # passed | failed | -
     status: str  # published | validated | blocked | settling | settled
@@ -118,8 +119,11 @@ class EpochStatus:
     reason: str | None
 
 
-def treasury_status(con, root) -> list[EpochStatus]:
+def treasury_status(con, root, closed: list[int] | None = ()) -> list[EpochStatus]:
+    """Every epoch the store closed (`closed`; None when it could not be read), the folder
+    published or the treasury knows, with where it stands."""
     published = set(list_epochs(root))
+    closed_set = set(closed or ())
     rows = {}
     if con is not None:
         for e, status, reason, allocated in con.execute(
@@ -132,12 +136,13 @@ def treasury_status(con, root) -> list[EpochStatus]:
     else:
         validations, batches = {}, {}
     out = []
-    for e in sorted(published | set(rows)):
-        status, reason, allocated = rows.get(e, ("published", None, None))
+    for e in sorted(published | set(rows) | closed_set):
+        status, reason, allocated = rows.get(e, ("published" if e in published else "closed", None, None))
         v = validations.get(e)
         c, n = batches.get(e, (0, 0))
-        out.append(EpochStatus(e, e in published, "-" if v is None else ("passed" if v else "failed"), status,
-                               f"{c}/{n}" if n else "-", allocated, reason))
+        is_closed = None if closed is None else (e in closed_set or e in published)  # published ⇒ closed
+        out.append(EpochStatus(e, is_closed, e in published, "-" if v is None else ("passed" if v else "failed"),
+                               status, f"{c}/{n}" if n else "-", allocated, reason))
     return out
 
 

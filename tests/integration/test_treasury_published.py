@@ -359,3 +359,21 @@ def test_a_forged_but_self_consistent_epoch_fails_on_what_the_rules_say(net):
     assert not v.success
     assert {"files.sha256_equal", "manifest.hash_recomputed", "rewards.sum_is_emission"}.isdisjoint(failed)
     assert "rewarded.eligible" in failed and "rewarded.weight_positive" in failed
+
+
+def test_in_embedded_mode_a_step_publishes_what_the_store_closed_then_settles_it(net):
+    """No other process holds the store: the scheduler's step closes and publishes first."""
+    from epochal.treasury_app import TreasuryConfig, TreasuryRunner
+
+    root = Path(str(net) + ".published")
+    epochs = list_epochs(root)
+    shutil.rmtree(root)  # closed in the store, not published (yet)
+    stdout, _ = run_cli("treasury", "status", "--db", str(net))
+    assert f"closed {len(epochs)}" in stdout
+    runner = TreasuryRunner(TreasuryConfig.resolve(net), every_s=1)
+    assert runner.step()
+    assert list_epochs(root) == epochs
+    stdout, _ = run_cli("treasury", "status", "--db", str(net))
+    assert f"settled {len(epochs)}" in stdout
+    got, _ = chain_balances(net)
+    assert got == expected(net, set(epochs))
