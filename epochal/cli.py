@@ -229,9 +229,9 @@ def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max
     finally:
         con.close()
     if differences:
-        err.print(f"epoch {reward_epoch} does NOT match its recomputation:")
+        err.print(f"epoch {reward_epoch} does NOT match its recomputation:", soft_wrap=True)
         for d in differences[:50]:
-            err.print(f"  - {d}")
+            err.print(f"  - {d}", soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"epoch {reward_epoch} verified: recomputed from the archive, manifest and every row identical")
 

@@ -50,11 +50,12 @@ def verify_from_folder(reward_epoch: int, folder: Path) -> None:
     except LookupError as exc:
         raise UserError(str(exc)) from exc
     if differences:
-        err.print(f"epoch {reward_epoch} as published in {folder} does NOT match its re-derivation from the folder:")
+        err.print(f"epoch {reward_epoch} as published in {folder} does NOT match its re-derivation from the folder:",
+                  soft_wrap=True)
         for d in differences[:50]:
-            err.print(f"  - {d}")
+            err.print(f"  - {d}", soft_wrap=True)
         if len(differences) > 50:
-            err.print(f"  … and {len(differences) - 50} more")
+            err.print(f"  … and {len(differences) - 50} more", soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"epoch {reward_epoch} verified from {folder} alone: every file matches its manifest, and the close "
               "re-derived from the published inputs gives every published row and the manifest hash")

@@ -92,6 +92,7 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
     """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
     from epochal.store import StoreBusy, check_store_path, connect, resolve_db_path
     from streams.broker import BrokerError, ensure_topics, wait_for_broker
+    from store.published import check_root, published_root
     from streams.worker import WorkerConfig, default_segments_dir, run_worker
 
     path = resolve_db_path(db)
@@ -101,6 +102,7 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
             connect(path, read_only=True).close()  # another program's DuckDB file is refused here
     except StoreBusy:
         pass  # another worker holds it: this one writes segments for it
+    check_root(published_root(path, publish))  # a published folder that cannot be one is said now too
     if batch < 1:
         raise UserError("--batch must be at least 1")
     if not within > 0:

@@ -383,6 +383,7 @@ class Ingestor:
         # half a run and a rerun starts from the store as it was before it.
         open_ingest_run(con, self._base_seq)
         self._open = True
+        self.crash_hook("after_ingest_open")  # (the mark committed, nothing of the run yet)
 
     def abort(self) -> None:
         """Give the run up: nothing of it stays in the store."""

@@ -29,7 +29,7 @@ from epochal.ingest import IngestCounts, ingest_files
 from epochal.sources import SourceError, check_readable, expand_paths
 from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
-from store.published import Publisher, published_root
+from store.published import Publisher, check_root, published_root
 from streams.crash import CrashHook
 
 
@@ -64,8 +64,9 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
     # the edge reads the clock once: every line of this run arrived now (unless pinned)
     arrived = time.time_ns() // 1000 if arrived_at_us is None else arrived_at_us
     crash = CrashHook(os.environ.get(CRASH_ENV))
+    # a folder that cannot take the epochs is refused before the store is touched
+    root = None if publish is False else check_root(published_root(db, publish or None))
     con = store.connect(db)
-    root = None if publish is False else published_root(db, publish or None)
     publisher = None
     try:
         # Ingest streams through bounded batches; a small DuckDB buffer pool keeps its cache of

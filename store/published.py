@@ -190,6 +190,35 @@ def published_root(db=None, publish=None) -> Path:
     return Path(str(resolve_db_path(db)) + ".published")
 
 
+def check_root(root) -> Path:
+    """What can be told of a published folder before anything is closed: an existing folder, or
+    a new path whose nearest existing ancestor is a folder (it is created at the first
+    publication). Anything else (a file, a path through a file) raises `PublishError` in one
+    sentence, so that a command refuses it before it ingests or closes anything."""
+    root = Path(root)
+    if os.path.lexists(root):
+        if not root.is_dir():
+            raise PublishError(f"the published folder {root} exists and is not a folder: pass another --publish folder")
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PublishError(f"the published folder {root} is not writable: pass another --publish folder")
+        return root
+    up = root.parent
+    while not os.path.lexists(up) and up != up.parent:
+        up = up.parent
+    if not up.is_dir():
+        raise PublishError(f"the published folder {root} cannot be made: {up} is not a folder")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise PublishError(f"the published folder {root} cannot be made: {up} is not writable")
+    return root
+
+
+def _cannot_publish(root: Path, exc: OSError) -> PublishError:
+    """A folder that fails while epochs are written (after their store commit): one sentence."""
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return PublishError(f"cannot publish into {root}: {exc.strerror or exc}{where}; the epochs are closed in the"
+                        " store, and `epochal epoch publish` publishes them once the folder can take them")
+
+
 def epoch_dir(root, n: int) -> Path:
     return Path(root) / f"reward_epoch={int(n)}"
 
@@ -411,6 +440,13 @@ class Publisher:
         self._started = False
 
     def start(self) -> None:
+        check_root(self.root)
+        try:
+            self._start()
+        except OSError as exc:
+            raise _cannot_publish(self.root, exc) from exc
+
+    def _start(self) -> None:
         self._started = True
         closed = _closed_epochs(self.cur)
         published = set(list_epochs(self.root))
@@ -440,6 +476,12 @@ class Publisher:
             self.jobs.append(self.pool.submit(self._write, e))
 
     def _write(self, e: int) -> None:
+        try:
+            self._write_files(e)
+        except OSError as exc:
+            raise _cannot_publish(self.root, exc) from exc
+
+    def _write_files(self, e: int) -> None:
         for row in _closed_epochs(self.cur, e):
             self.rows[row[0]] = row
         invariant(e in self.rows, f"epoch {e} is closed in the store before it is published")
@@ -465,6 +507,12 @@ class Publisher:
         if not self._started:
             self.start()
         self._wait()
+        try:
+            return self._finish()
+        except OSError as exc:
+            raise _cannot_publish(self.root, exc) from exc
+
+    def _finish(self) -> list[int]:
         if not self.epochs:
             return []
         root, epochs = self.root, self.epochs

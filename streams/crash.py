@@ -5,7 +5,8 @@
 reaches <point>. Unset, it does nothing. The points are named where they are called:
 
 - the engine's ingest (`epochal.ingest.Ingestor`; a run is undone unless its last commit
-  happened): after_ping_flush (a bounded batch of the run's pings committed, the run still open)
+  happened): after_ingest_open (the run's open mark committed, nothing of it written yet),
+  after_ping_flush (a bounded batch of the run's pings committed, the run still open)
   and before_ingest_commit (every row of the run written and checked, its last COMMIT not reached);
 - the replay (`epochal.replay`): after_ingest_commit, before_epoch_commit (inside a close's
   transaction), between_closes (after an epoch's commit) and before_checkpoint;

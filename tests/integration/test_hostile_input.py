@@ -472,6 +472,43 @@ def test_epoch_verify_only_reads_the_store(network, tmp_path):
     assert db.read_bytes() == before
 
 
+def test_a_published_folder_that_cannot_be_one_is_one_sentence(network, tmp_path, monkeypatch):
+    """`--publish` (or $EPOCHAL_PUBLISH) naming a file, or a path through a file, ended in a
+    NotADirectoryError traceback once the replay had closed its epochs. It is refused before the
+    store is touched; a folder that fails while the files are written (here an entry that should
+    be an epoch's folder) is one sentence saying the epochs are closed in the store, and
+    `epoch publish` completes the folder once it can take them."""
+    from store.published import list_epochs
+
+    monkeypatch.delenv("EPOCHAL_PUBLISH", raising=False)
+    _, path = network
+    a_file = tmp_path / "file.json"
+    a_file.write_text("{}")
+    db = tmp_path / "s.duckdb"
+    for bad in (a_file, a_file / "sub"):
+        one_sentence(cli("replay", path, "--db", db, "--publish", bad), f"the published folder {bad}")
+        assert not db.exists()
+    monkeypatch.setenv("EPOCHAL_PUBLISH", str(a_file))
+    one_sentence(cli("replay", path, "--db", db), "exists and is not a folder")
+    assert not db.exists()
+    monkeypatch.delenv("EPOCHAL_PUBLISH")
+    root = tmp_path / "odd"
+    (root / "reward_epoch=0").mkdir(parents=True)
+    (root / "reward_epoch=1").write_text("not a folder")
+    res = cli("replay", path, "--db", db, "--publish", root)
+    one_sentence(res, "the epochs are closed in the store")
+    assert "reward_epoch=1" in res.stderr
+    for args in (["epoch", "close"], ["epoch", "publish"], ["streams", "worker", "--bootstrap", "127.0.0.1:1"]):
+        one_sentence(cli(*args, "--db", db, "--publish", a_file), "exists and is not a folder")
+    (root / "reward_epoch=1").unlink()
+    res = cli("epoch", "publish", "--db", db, "--publish", root)
+    assert res.returncode == 0, res.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    closed = [r[0] for r in con.execute("SELECT reward_epoch FROM reward_epochs ORDER BY 1").fetchall()]
+    con.close()
+    assert closed and list_epochs(root) == closed
+
+
 # 9. minor ----------------------------------------------------------------------------------------
 
 def test_a_whitespace_only_line_is_blank_whatever_its_length(network, clean, tmp_path):

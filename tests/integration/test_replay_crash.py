@@ -2,7 +2,8 @@
 
 The crash hook (`EPOCHAL_REPLAY_CRASH=<point>:<n>`, `streams.crash.CrashHook`) kills the process
 the n-th time it reaches <point>:
-- inside the ingest run: after_ping_flush (the pings are committed in bounded batches while
+- inside the ingest run: after_ingest_open (its open mark committed, before its first batch),
+  after_ping_flush (the pings are committed in bounded batches while
   files are read; the test makes the batches small so there is one while the file is read and
   one at the end) and before_ingest_commit (every row written and checked, the run's last COMMIT
   not reached): the run is still marked open, the next writer undoes it, nothing of it remains,
@@ -106,7 +107,8 @@ def check_store(db: Path, clean_tables) -> None:
 
 
 # after_ping_flush:1 is a flush while the file is read, :2 the run's last flush (inside commit)
-@pytest.mark.parametrize("point", ["after_ping_flush:1", "after_ping_flush:2", "before_ingest_commit:1"])
+@pytest.mark.parametrize("point", ["after_ingest_open:1", "after_ping_flush:1", "after_ping_flush:2",
+                                   "before_ingest_commit:1"])
 def test_a_replay_killed_inside_its_ingest_leaves_nothing_and_the_rerun_is_a_clean_run(events, tmp_path, point):
     path, clean_counts, clean_tables = events
     db = tmp_path / "s.duckdb"
