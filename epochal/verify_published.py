@@ -54,14 +54,29 @@ def verify_published_epoch(root, n: int, cfg: RulesetConfig = RULESET_V1) -> lis
 
     con = store.connect(":memory:")
     try:
-        pub.load_store(con, root, n)
-        diffs += check_against_manifests(con, manifests)
-        diffs += check_arrival_ranges(root, manifests)
-        diffs += [f"{d} (published, re-derived from the folder's inputs)" for d in verify_epoch(con, n, cfg)]
-        diffs += check_nodes(con, root, manifests[n])
+        try:
+            pub.load_store(con, root, n)
+        except Exception as exc:  # noqa: BLE001 - a folder's damage is a difference, named (REDERIVE)
+            return diffs + [not_rederived(n, "its files do not load as the store's tables", exc)]
+        try:
+            diffs += check_against_manifests(con, manifests)
+            diffs += check_arrival_ranges(root, manifests)
+            diffs += [f"{d} (published, re-derived from the folder's inputs)" for d in verify_epoch(con, n, cfg)]
+            diffs += check_nodes(con, root, manifests[n])
+        except Exception as exc:  # noqa: BLE001 - as above
+            diffs.append(not_rederived(n, "the close failed on the folder's inputs", exc))
     finally:
         con.close()
     return diffs
+
+
+# REDERIVE: a folder is data from outside. One whose files were forged consistently with their
+# manifests (a column dropped or retyped, a NULL where the store has NOT NULL, a payload that
+# is not JSON) can make the load or the close fail in DuckDB, Polars, Arrow or the engine's own
+# invariants; that is a difference, named with the error's first line, never a traceback.
+def not_rederived(n: int, what: str, exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"epoch {n} is not re-derived: {what} ({type(exc).__name__}: {first})"
 
 
 def verify_published_epochs(root, epochs: list[int] | None = None, cfg: RulesetConfig = RULESET_V1,
@@ -105,16 +120,29 @@ def verify_published_epochs(root, epochs: list[int] | None = None, cfg: RulesetC
     con = store.connect(":memory:")
     try:
         if not unreadable:
-            pub.load_store(con, root, chosen[-1])
-            folder += check_against_manifests(con, manifests)
-            folder += check_arrival_ranges(root, manifests)
+            try:
+                pub.load_store(con, root, chosen[-1])
+            except Exception as exc:  # noqa: BLE001 - a folder's damage is a difference, named (REDERIVE)
+                unreadable = ["the folder"]
+                for n in chosen:
+                    out[n].append(not_rederived(n, "its files do not load as the store's tables", exc))
+        if not unreadable:
+            try:
+                folder += check_against_manifests(con, manifests)
+                folder += check_arrival_ranges(root, manifests)
+            except Exception as exc:  # noqa: BLE001 - as above
+                folder.append(not_rederived(chosen[0], "the folder's rows cannot be checked", exc))
         for d in folder:
             out[concerns(d)].append(d)
         for n in chosen:
             if not unreadable:
-                pub.load_slash_decisions(con, root, n)  # as the close of n left them, as one epoch's check loads them
-                out[n] += [f"{d} (published, re-derived from the folder's inputs)" for d in verify_epoch(con, n, cfg)]
-                out[n] += check_nodes(con, root, manifests[n])
+                try:
+                    pub.load_slash_decisions(con, root, n)  # as the close of n left them, as one epoch's check does
+                    out[n] += [f"{d} (published, re-derived from the folder's inputs)"
+                               for d in verify_epoch(con, n, cfg)]
+                    out[n] += check_nodes(con, root, manifests[n])
+                except Exception as exc:  # noqa: BLE001 - as above
+                    out[n].append(not_rederived(n, "the close failed on the folder's inputs", exc))
             if progress is not None:
                 progress(1)
     finally:

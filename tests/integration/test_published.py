@@ -546,3 +546,36 @@ def test_a_broken_manifest_is_named_not_a_traceback(folder_only, tmp_path):
     assert f"epoch {last}: manifest.json lacks a valid files" in verify_published_epochs(root)[last]
     out = _cli("epoch", "verify", str(last), "--published", str(root))
     assert out.returncode == 1 and "not valid JSON" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("forgery", ["column dropped", "null time", "payload not JSON"])
+def test_a_consistently_forged_folder_that_breaks_the_load_or_the_close_is_named_not_a_traceback(
+        folder_only, tmp_path, forgery):
+    """A folder is data from outside: files forged with every manifest made to match, so that
+    the load into the store's tables (a column dropped, a NULL where the store has NOT NULL) or
+    the close itself (a payload that is not JSON) fails. Each ended in a DuckDB traceback; it is
+    a named difference, for one epoch, for all at once, and on the command line (exit 1)."""
+    from epochal.verify_published import verify_published_epoch, verify_published_epochs
+
+    root = tmp_path / "f.published"
+    shutil.copytree(folder_only, root)
+    k, n = pub.list_epochs(root)[0], pub.list_epochs(root)[-1]
+    p = pub.epoch_dir(root, k) / "inputs.parquet"
+    f = pl.read_parquet(p)
+    first_event = pl.int_range(pl.len()) == int(f["payload"].is_not_null().arg_max())
+    if forgery == "column dropped":
+        f = f.drop("checker_id")
+    elif forgery == "null time":
+        f = f.with_columns(pl.when(first_event).then(None).otherwise(pl.col("occurred_at_us")).alias("occurred_at_us"))
+    else:
+        f = f.with_columns(pl.when(first_event).then(pl.lit("{")).otherwise(pl.col("payload")).alias("payload"))
+    _rewrite(p, f)
+    _reforge(root, k)
+    diffs = verify_published_epoch(root, n)
+    assert any(d.startswith(f"epoch {n} is not re-derived: ") for d in diffs), diffs
+    every = verify_published_epochs(root)
+    assert any(d.startswith(f"epoch {n} is not re-derived: ") for d in every[n]), every[n]
+    if forgery == "payload not JSON":  # the command says so too (once: a process start costs seconds)
+        out = _cli("epoch", "verify", str(n), "--published", str(root))
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        assert f"epoch {n} is not re-derived" in out.stderr
