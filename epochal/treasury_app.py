@@ -35,11 +35,11 @@ from epochal import store
 from epochal.store import StoreError, resolve_db_path
 import duckdb
 
-from payouts.chain import Chain, ChainUnavailable, LiteSVMChain, RpcChain
+from payouts.chain import LITESVM, Chain, ChainUnavailable, LiteSVMChain, RpcChain
 from payouts.close import close_ready_epochs
 from payouts.keys import KeypairError, ensure_keypair, load_keypair
 from payouts.treasury import CrashHook, SettlementStopped, Treasury
-from payouts.treasury_db import SCHEMA, TreasuryError, TreasuryLock, connect
+from payouts.treasury_db import SCHEMA, TreasuryError, TreasuryLock, connect, get_meta
 from payouts.treasury_ops import (EpochOutcome, EpochStatus, Reconciliation, pending_epochs, reconcile,
                                   record_validation, settle_published, treasury_status)
 from payouts.validation import Validation, validate_epoch
@@ -161,6 +161,14 @@ def reconcile_chain(cfg: TreasuryConfig, n: int | None, progress=None) -> Reconc
     con = connect(cfg.treasury, read_only=True)
     chain = None
     try:
+        settles_on = get_meta(con, "cluster")
+        wanted = cfg.cluster or LITESVM
+        if settles_on is not None and settles_on != wanted:  # another cluster's balances say nothing of these rows
+            raise TreasuryError(f"the treasury {cfg.treasury} settles on {settles_on}, not {wanted}"
+                                " (reconcile it against the cluster it paid on)")
+        if n is not None and not con.execute("SELECT count(*) FROM treasury_epochs WHERE reward_epoch = ?"
+                                             " AND status IN ('settling', 'settled')", [n]).fetchall()[0][0]:
+            raise TreasuryError(f"epoch {n} was never settled in {cfg.treasury}; nothing to reconcile")
         chain = cfg.chain(con, read_only=True)
         return reconcile(con, chain, n, progress=progress)
     finally:
@@ -234,11 +242,7 @@ class TreasuryRunner:
                 treasury.setup()  # the cluster first: when it does not answer, the step ends here
             for n in pending:
                 self.check_stop()
-                out = settle_published(treasury, self.cfg.publish, n)
-                if out.validation is not None:
-                    v = out.validation
-                    log.info("epoch %d validated: %s (%d expectations)", n, "passed" if v.success else
-                             "FAILED " + ", ".join(c.name for c in v.failed), len(v.checks))
+                out = settle_published(treasury, self.cfg.publish, n)  # logs its validation, then its batches
                 if out.action == "blocked":
                     log.warning("epoch %d blocked: %s", n, out.reason)
                 elif out.action == "settled":

@@ -91,6 +91,9 @@ def settle_published(treasury: Treasury, root, n: int) -> EpochOutcome:
     if treasury.epoch_status(n) == "settled":
         return EpochOutcome(n, "already_settled", SettleReport(n, already_settled=True))
     rewards, v = validated_epoch(con, root, n)
+    if v is not None:  # said before anything of the epoch is paid (a reused validation is not run again)
+        treasury.log(f"epoch {n} validated: " + ("passed" if v.success else "FAILED " + ", ".join(c.name for c in v.failed))
+                     + f" ({len(v.checks)} expectations)")
     if rewards is None:
         reason = con.execute("SELECT reason FROM treasury_epochs WHERE reward_epoch = ?", [n]).fetchall()[0][0]
         return EpochOutcome(n, "blocked", validation=v, reason=reason)

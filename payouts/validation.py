@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -265,6 +266,9 @@ def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # its module sets its own logger to INFO: every context would log "Created temporary directory
+    # ... for ephemeral docs site" into the treasury's log, a line per validation that says nothing
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return gx, ctx

@@ -377,3 +377,48 @@ def test_in_embedded_mode_a_step_publishes_what_the_store_closed_then_settles_it
     assert f"settled {len(epochs)}" in stdout
     got, _ = chain_balances(net)
     assert got == expected(net, set(epochs))
+
+
+def test_reconcile_refuses_an_epoch_never_settled_and_another_cluster_in_one_sentence(net):
+    run_cli("settle", "--epoch", "6", "--db", str(net))
+    _, stderr = run_cli("treasury", "reconcile", "--epoch", "77", "--db", str(net), expect=1)
+    assert "epoch 77 was never settled" in stderr and "Traceback" not in stderr
+    # a treasury that paid on the in-process chain is not reconciled against another cluster's balances
+    _, stderr = run_cli("treasury", "reconcile", "--db", str(net), "--cluster", "http://127.0.0.1:9", expect=1)
+    assert "settles on litesvm, not http://127.0.0.1:9" in stderr and "Traceback" not in stderr
+    stdout, _ = run_cli("treasury", "reconcile", "--epoch", "6", "--db", str(net))
+    assert "reconciled epoch 6" in stdout
+
+
+def test_the_signer_s_key_is_never_printed_or_logged(net, tmp_path):
+    """Every command the treasury has, and the scheduler's log (validation included: great-
+    expectations runs in that process), carry the signer's public key at most, never its secret;
+    nor does the log carry great-expectations' own chatter."""
+    signer = Keypair()
+    key = tmp_path / "id.json"
+    key.write_text(json.dumps(list(bytes(signer))))
+    key.chmod(0o600)
+    secret = bytes(signer)
+    forms = [str(signer), base58_text(secret[:32]), key.read_text(), json.dumps(list(secret[:32]))[1:-1],
+             secret.hex(), secret[:32].hex()]
+    args = ["--db", str(net), "--keypair", str(key)]
+    said = "".join(run_cli("settle", "--epoch", "6", *args, "--dry-run"))
+    said += "".join(run_cli("settle", "--epoch", "6", *args))
+    proc = subprocess_cli("treasury", "run", *args, "--steps", "1", "--every", "0.2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoch 7 validated: passed" in proc.stderr and "epoch 7 settled" in proc.stderr
+    assert "ephemeral docs site" not in proc.stderr
+    assert proc.stderr.index("epoch 7 validated: passed") < proc.stderr.index("epoch 7: planned")  # the gate, then the pay
+    said += proc.stdout + proc.stderr
+    said += "".join(run_cli("treasury", "status", "--db", str(net)))
+    said += "".join(run_cli("treasury", "reconcile", "--db", str(net)))
+    said += "".join(run_cli("epoch", "validate", "6", "--db", str(net)))
+    assert str(signer.pubkey()) in said  # the public key is said (it is the treasury's address)...
+    for form in forms:  # ...and no form of the secret
+        assert form not in said
+
+
+def base58_text(raw: bytes) -> str:
+    import base58
+
+    return base58.b58encode(raw).decode()
