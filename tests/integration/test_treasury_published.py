@@ -330,11 +330,34 @@ def test_settle_over_rpc_goes_through_the_same_commands(net, tmp_path):
             chain.close()
 
 
+def forge(root: Path, n: int, rewards: pl.DataFrame) -> None:
+    """Write `rewards` as epoch n's reward file and make every hash agree with it (the manifest
+    hash in the epoch row and manifest.json, each file's sha256): only the content checks can
+    catch what was changed."""
+    from payouts.manifest import compute_manifest_sha256
+    from payouts.validation import sha256_file
+
+    files = epoch_files(root, n)
+    rewards.write_parquet(files["epoch_rewards"])
+    digest = compute_manifest_sha256(rewards.select("reward_epoch", "node_id", "pool", "amount_base_units", "wallet").iter_rows())
+    pl.read_parquet(files["reward_epochs"]).with_columns(pl.lit(digest).alias("manifest_sha256")).write_parquet(files["reward_epochs"])
+    manifest_path = root / f"reward_epoch={n}" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["manifest_sha256"] = digest
+    for f in manifest["files"]:
+        f["sha256"] = sha256_file(root / f"reward_epoch={n}" / f["name"])
+        if f["name"] == "epoch_rewards.parquet":
+            f["rows"] = rewards.height
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+
+
+HASH_CHECKS = {"files.sha256_equal", "files.rows_equal", "manifest.hash_recomputed", "manifest.hash_of_the_close"}
+
+
 def test_a_forged_but_self_consistent_epoch_fails_on_what_the_rules_say(net):
     """Rewards moved to a node that was not eligible, the sums kept, every hash recomputed to
     match: the hashes pass, and the suite still names what breaks the rules."""
-    from payouts.manifest import compute_manifest_sha256
-    from payouts.validation import sha256_file, validate_epoch
+    from payouts.validation import validate_epoch
 
     root = Path(str(net) + ".published")
     files = epoch_files(root, 6)
@@ -343,22 +366,44 @@ def test_a_forged_but_self_consistent_epoch_fails_on_what_the_rules_say(net):
     loser = scores.filter(~pl.col("eligible"))["node_id"][0]
     victim = rewards["node_id"][0]
     moved = rewards.filter(pl.col("node_id") == victim)
-    rewards = pl.concat([rewards.filter(pl.col("node_id") != victim),
-                         moved.with_columns(pl.lit(loser).alias("node_id"))]).sort("node_id")
-    rewards.write_parquet(files["epoch_rewards"])
-    digest = compute_manifest_sha256(rewards.select("reward_epoch", "node_id", "pool", "amount_base_units", "wallet").iter_rows())
-    pl.read_parquet(files["reward_epochs"]).with_columns(pl.lit(digest).alias("manifest_sha256")).write_parquet(files["reward_epochs"])
-    manifest_path = root / "reward_epoch=6" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["manifest_sha256"] = digest
-    for f in manifest["files"]:
-        f["sha256"] = sha256_file(root / "reward_epoch=6" / f["name"])
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+    forge(root, 6, pl.concat([rewards.filter(pl.col("node_id") != victim),
+                              moved.with_columns(pl.lit(loser).alias("node_id"))]).sort("node_id"))
     v = validate_epoch(root, 6)
     failed = {c.name for c in v.failed}
     assert not v.success
-    assert {"files.sha256_equal", "manifest.hash_recomputed", "rewards.sum_is_emission"}.isdisjoint(failed)
+    assert (HASH_CHECKS | {"rewards.sum_is_emission"}).isdisjoint(failed)
     assert "rewarded.eligible" in failed and "rewarded.weight_positive" in failed
+
+
+def _first(col: str, value):
+    return pl.when(pl.int_range(pl.len()) == 0).then(value).otherwise(pl.col(col)).alias(col)
+
+
+FORGERIES = {  # the check that must name it → how the reward file is changed (every hash then made to agree)
+    "rewards.unique_keys": lambda df: pl.concat([df, df.head(1)]),
+    "rewards.amounts_non_negative": lambda df: df.with_columns(  # −x on one row, +2x on another: the sum kept
+        pl.when(pl.int_range(pl.len()) == 0).then(-pl.col("amount_base_units"))
+        .when(pl.int_range(pl.len()) == 1).then(pl.col("amount_base_units") + 2 * pl.col("amount_base_units").first())
+        .otherwise(pl.col("amount_base_units")).alias("amount_base_units")),
+    "rewards.amounts_integer": lambda df: df.with_columns(pl.col("amount_base_units").cast(pl.Float64)),
+    "rewards.wallets_base58": lambda df: df.with_columns(_first("wallet", pl.lit("0OIl-not-a-wallet"))),
+    "rewarded.pool_is_class": lambda df: df.with_columns(_first("pool", pl.when(pl.col("pool") == "enterprise")
+                                                                .then(pl.lit("community")).otherwise(pl.lit("enterprise")))),
+    "rewards.pools_known": lambda df: df.with_columns(_first("pool", pl.lit("friends"))),
+}
+
+
+@pytest.mark.parametrize("check", sorted(FORGERIES))
+def test_a_forged_reward_file_with_every_hash_made_to_agree_is_named_by_its_content_check(net, check):
+    from payouts.validation import validate_epoch
+
+    root = Path(str(net) + ".published")
+    forge(root, 6, FORGERIES[check](pl.read_parquet(epoch_files(root, 6)["epoch_rewards"])))
+    v = validate_epoch(root, 6)
+    failed = {c.name for c in v.failed}
+    assert not v.success and v.rewards is None  # nothing of it can be paid
+    assert check in failed, failed
+    assert HASH_CHECKS.isdisjoint(failed), failed  # the hashes were made to agree: the content check caught it
 
 
 def test_in_embedded_mode_a_step_publishes_what_the_store_closed_then_settles_it(net):
