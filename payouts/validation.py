@@ -305,13 +305,29 @@ def _result(n, frames, problems, digests, manifest, sums) -> Validation:
     return Validation(n, success, tuple(checks), files_digest(digests), manifest.get("manifest_sha256"), rewards)
 
 
+def _plain(v) -> str:
+    """A value as a person reads it: numpy scalars as numbers, a long hash cut, a pair as a ≠ b."""
+    if isinstance(v, (tuple, list)):
+        return " ≠ ".join(_plain(x) for x in v)
+    if hasattr(v, "item"):  # numpy scalar
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():  # great-expectations keeps a bound as a float
+        v = int(v)
+    text = str(v)
+    return text[:16] + "…" if isinstance(v, str) and len(text) > 20 else text
+
+
 def _detail(res) -> str:
     r = res.result or {}
     if "observed_value" in r and r["observed_value"] is not None:
-        return f"observed {r['observed_value']}"
+        kw = res.expectation_config.kwargs if res.expectation_config is not None else {}
+        want = kw.get("min_value")
+        if not res.success and want is not None and want == kw.get("max_value"):
+            return f"observed {_plain(r['observed_value'])}, expected {_plain(want)}"
+        return f"observed {_plain(r['observed_value'])}"
     count = r.get("unexpected_count")
     if count:
-        sample = ", ".join(str(v) for v in (r.get("partial_unexpected_list") or [])[:3])
+        sample = "; ".join(_plain(v) for v in (r.get("partial_unexpected_list") or [])[:3])
         return f"{count} unexpected ({sample})"
     if res.exception_info and res.exception_info.get("raised_exception"):
         return "error: " + str(res.exception_info.get("exception_message"))[:200]

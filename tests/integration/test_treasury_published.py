@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,8 @@ def test_a_tampered_published_file_blocks_the_epoch_and_pays_nothing_of_it(net):
     assert "FAIL" in stdout
     _, stderr = run_cli("settle", "--epoch", "6", "--db", str(net), expect=1)
     assert "blocked" in stderr and "files.sha256_equal" in stderr and "Traceback" not in stderr
+    # the reason reads as figures (a ≠ b, what the sum should be), not as numpy's reprs
+    assert "np.int64" not in stderr and " ≠ " in stderr and re.search(r"observed \d+, expected \d+\)", stderr)
     con = connect(Path(str(net) + ".treasury.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM settlements WHERE reward_epoch = 6").fetchall()[0][0] == 0
     failed = con.execute("SELECT failed FROM validations WHERE reward_epoch = 6 AND NOT success").fetchall()
