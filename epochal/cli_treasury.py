@@ -155,7 +155,9 @@ def treasury_reconcile(epoch: Optional[int] = typer.Option(None, "--epoch", help
     if result.differences:
         err.print(f"reconcile ({scope}): {len(result.differences)} difference(s):")
         for d in result.differences[:50]:
-            err.print(f"  - {d}")
+            err.print(f"  - {d}", soft_wrap=True)  # one line each, whatever the terminal's width (grep-able)
+        if len(result.differences) > 50:
+            err.print(f"  … and {len(result.differences) - 50} more")
         raise typer.Exit(1)
     out.print(f"reconciled {scope}: {result.recipients:,} recipients' balances equal their settled rewards; "
               f"{result.batches:,} batches ({result.transfers:,} transfers) equal their rows on "

@@ -257,9 +257,14 @@ def test_reconcile_finds_a_balance_that_differs(net):
     con = duckdb.connect(str(path))  # someone edits a recorded transfer after the fact
     con.execute("UPDATE settlement_transfers SET amount_base_units = amount_base_units + 1 WHERE reward_epoch = 6"
                 " AND position = 0 AND batch = 0")
+    wallet = con.execute("SELECT min(substr(credit_account, 8)) FROM treasury_ledger").fetchall()[0][0]
+    con.execute("UPDATE treasury_ledger SET amount_base_units = amount_base_units - 1 WHERE credit_account = ?",
+                ["wallet:" + wallet])
     con.close()
     _, stderr = run_cli("treasury", "reconcile", "--db", str(net), expect=1)
     assert "difference" in stderr and "epoch 6 batch 0" in stderr
+    # each difference on one line of its own, however long (a person greps it, a script reads it)
+    assert re.search(rf"^  - wallet {wallet}: ledger moves \d+ ≠ settled rewards \d+$", stderr, re.M), stderr
 
 
 def test_a_keypair_others_can_read_is_refused_in_one_sentence(net, tmp_path):
