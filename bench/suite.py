@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str | None] = {
     "settlement": "bench.bench_settle",
     "investigation": "bench.bench_investigate",
     "api": "bench.bench_api",
+    "demo": "bench.bench_demo",
 }
 RESULTS = ROOT / "bench" / "results.json"
 
