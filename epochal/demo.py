@@ -11,13 +11,14 @@ The order is the order of the job (issue 19):
 1. simulate a network from the traces (planted farms, spoofers, outages, fleets);
 2. replay it into a fresh DuckDB store, close every ready epoch and publish it
    (`DIR/epochal.duckdb.published`);
-3. verify every published epoch from the published folder alone, with no store: every file
-   against its manifest, every row and manifest recomputed from the published inputs (the same
-   recomputation `epoch verify N` runs on a store, so it also proves the close);
-4. the treasury: validate every published epoch with the great-expectations suite, settle it on
+3. the treasury: validate every published epoch with the great-expectations suite, settle it on
    the in-process Solana runtime (LiteSVM, kept in the treasury's file), and reconcile every
    recipient's on-chain balance with its settled rewards;
-5. investigate farming (`DIR/investigation/`: suspects.json, report.html), scored against the truth;
+4. investigate farming over the published folder (`DIR/investigation/`: suspects.json,
+   report.html), scored against the truth;
+5. verify every published epoch from the published folder alone, with no store: every file
+   against its manifest, every row and manifest recomputed from the published inputs (the same
+   recomputation `epoch verify N` runs on a store, so it also proves the close);
 6. write `DIR/report.html`; with `--serve`, serve the buyer API and explorer (`serve_explorer`).
 `DEMO_STAGES` is the list.
 
@@ -237,9 +238,10 @@ def stage_treasury(run: DemoRun, meter: Meter) -> str:
 
 
 def stage_investigate(run: DemoRun, meter: Meter) -> str:
-    """The farming investigation over the store (read-only), its evidence in DIR/investigation/,
-    scored against the simulator's truth, with the reward that leaked to each planted farm before
-    the investigation run at each epoch's end first flagged it."""
+    """The farming investigation over the published folder (as an analyst runs it: no store, no
+    lock), its evidence in DIR/investigation/, scored against the simulator's truth, with the
+    reward that leaked to each planted farm before the investigation run at each epoch's end
+    first flagged it."""
     # analytics sits beside this package and imports the store; imported here so that the
     # demo's other stages do not pay for networkx and matplotlib
     from analytics.investigate import run as investigate
@@ -250,7 +252,7 @@ def stage_investigate(run: DemoRun, meter: Meter) -> str:
     meter.total(None)
     out = run.out_dir / "investigation"
     out.mkdir(parents=True, exist_ok=True)
-    src = open_source(run.db)
+    src = open_source(None, run.published)
     try:
         inv = investigate(src)
         truth = run.truth() if run.truth_path.exists() else None
@@ -268,7 +270,7 @@ def stage_investigate(run: DemoRun, meter: Meter) -> str:
     clusters = [c | {"planted": next((planted[n] for n in c["node_ids"] if n in planted), None)}
                 for c in doc["clusters"] if c["score"] >= inv.min_score]
     run.investigation = {"clusters": clusters, "quality": quality, "min_score": inv.min_score,
-                         "suspects_path": str(js)}
+                         "suspects_path": str(js), "leak": leak}
     flagged = len(inv.flagged())
     figures = (f"; precision {quality['precision']:.2f}, recall {quality['recall']:.2f} against the planted truth"
                if quality else "")
@@ -292,9 +294,9 @@ def stage_report(run: DemoRun, meter: Meter) -> str:
 DEMO_STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulating the network", stage_simulate),
     Stage("replay", "replaying, closing every ready epoch", stage_replay),
-    Stage("verify_published", "verifying every epoch from the published folder alone", stage_verify_published),
     Stage("treasury", "validating and settling every epoch on Solana", stage_treasury),
     Stage("investigate", "investigating farming", stage_investigate),
+    Stage("verify_published", "verifying every epoch from the published folder alone", stage_verify_published),
     Stage("report", "writing the report", stage_report),
 )
 

@@ -51,6 +51,27 @@ def test_the_report_has_every_section_with_its_pictures(small_demo):
     assert "<script" not in page
 
 
+def test_the_investigation_finds_the_planted_farms(small_demo):
+    import json
+
+    truth = json.loads((small_demo.out / "events" / "truth.json").read_text())
+    doc = json.loads((small_demo.out / "investigation" / "suspects.json").read_text())
+    flagged = {n for c in doc["clusters"] if c["score"] >= doc["min_score"] for n in c["node_ids"]}
+    farms = [p for p in truth["plants"] if p["kind"] == "farm"]
+    planted = {n for p in truth["plants"] if p["kind"] in ("farm", "spoofer") for n in p["node_ids"]}
+    assert farms
+    for farm in farms:  # every farm caught, each with at least half its nodes
+        assert 2 * len(flagged & set(farm["node_ids"])) >= len(farm["node_ids"]), farm["params"].get("farm_id")
+    precision = len(flagged & planted) / len(flagged)
+    recall = len(flagged & planted) / len(planted)
+    assert precision >= 0.9 and recall >= 0.8, (precision, recall)
+    # and the report says so, with the same figures
+    page = small_demo.report.read_text()
+    suspects = page.split('<section id="suspects">', 1)[1].split("</section>", 1)[0]
+    assert f"precision <b>{precision:.2f}</b>, recall <b>{recall:.2f}</b>" in suspects
+    assert suspects.count("<rect") >= len(farms)  # the farms' timeline and the clusters' scores are drawn
+
+
 def test_the_uptime_heat_map_is_a_valid_png_of_every_node_and_slot(small_demo):
     import base64
     import struct
