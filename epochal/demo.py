@@ -91,6 +91,9 @@ class DemoRun:
     investigation: dict | None = None  # for the report: clusters, quality, min_score, suspects_path
     report_path: Path | None = None
     settled: list[int] = field(default_factory=list)
+    validations: list[dict] | None = None  # for the report: per epoch, passed and each check
+    settlements: list[dict] | None = None  # the treasury's batches: signature, memo, recipients, amount, status
+    reconciliation: dict | None = None
     summaries: list[tuple[int, str, str, float]] = field(default_factory=list)  # (n, key, line, seconds)
 
     @property
@@ -217,24 +220,40 @@ def _ingest_counts(run: DemoRun) -> tuple[int, int, int, int, int] | None:
 
 
 def stage_treasury(run: DemoRun, meter: Meter) -> str:
+    """The treasury on the published epochs, in order: each validated by the great-expectations
+    gate and paid on the in-process Solana runtime (`settle_many`), then every recipient's
+    on-chain balance and every batch reconciled against the reward table (`reconcile_chain`)."""
     cfg = run.treasury
     epochs = treasury_app.list_epochs(cfg.publish)
     if not epochs:
         raise DemoCheckFailed(f"no epoch is published in {cfg.publish}")
     meter.total(len(epochs))
+    run.validations = []
     paid = transfers = batches = 0
     for outcome in treasury_app.settle_many(cfg, epochs, log=lambda line: meter.note(line[:60])):
+        v = outcome.validation
+        if v is not None:
+            run.validations.append({"reward_epoch": outcome.reward_epoch, "passed": v.success,
+                                    "checks": [(c.name, c.success, c.detail) for c in v.checks]})
         if outcome.action == "blocked":
             raise DemoCheckFailed(f"epoch {outcome.reward_epoch} did not pass validation: {outcome.reason}")
         r = outcome.report
         paid, transfers, batches = paid + r.total_base_units, transfers + r.recipients, batches + r.batches
         run.settled.append(outcome.reward_epoch)
         meter.advance()
+    run.settlements = treasury_app.settlement_rows(cfg)
+    confirmed = sum(int(t["amount_base_units"]) for t in run.settlements if t["status"] == "confirmed")
+    allocated = sum(r.epoch_row["allocated_base_units"] for r in run.replay_report.closed if r.reward_epoch in epochs)
+    if confirmed != allocated:
+        raise DemoCheckFailed(f"the confirmed transfers pay {confirmed:,} base units, the epochs allocated {allocated:,}")
     rec = treasury_app.reconcile_chain(cfg, None)
+    run.reconciliation = {"ok": not rec.differences, "recipients": rec.recipients, "batches": rec.batches,
+                          "transfers": rec.transfers, "differences": list(rec.differences)}
     if rec.differences:
         raise DemoCheckFailed(f"reconciliation found {len(rec.differences)} difference(s): {rec.differences[0]}")
-    return (f"validated and settled {len(epochs)} epochs on the in-process Solana runtime: {paid:,} base units in "
-            f"{transfers:,} transfers, {batches} transactions; reconciled {rec.recipients:,} recipients' balances")
+    return (f"validated and settled {len(epochs)} epochs on the in-process Solana runtime: {paid:,} base units "
+            f"(= allocated) in {transfers:,} transfers, {batches} transactions; reconciled {rec.recipients:,} "
+            f"recipients' on-chain balances and {rec.batches} batches: no difference")
 
 
 def stage_investigate(run: DemoRun, meter: Meter) -> str:
@@ -286,6 +305,9 @@ def stage_report(run: DemoRun, meter: Meter) -> str:
         verified_published=list(run.verified_published) if run.verified_published else None,
         stages=list(run.summaries),
         investigation=run.investigation,
+        validations=run.validations,
+        settlements=run.settlements,
+        reconciliation=run.reconciliation,
     )
     run.report_path = write_report(run.published, run.out_dir / "report.html", data)
     return f"report: {run.report_path}"

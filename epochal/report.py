@@ -714,7 +714,7 @@ def _settlement_section(data: ReportData, epochs: list[dict]) -> str:
         parts.append(table(["epoch", "batch", "signature", "memo", "recipients", "amount", "status"],
                            [(t["reward_epoch"], t["batch"], mono(t["signature"], 24), mono(t.get("memo") or "–"),
                              t["recipients"], int(t["amount_base_units"]), t.get("status")) for t in txs],
-                           limit=60))
+                           limit=500))
     if data.reconciliation is not None:
         r = data.reconciliation
         diffs = r.get("differences") or []

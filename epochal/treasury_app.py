@@ -177,6 +177,19 @@ def reconcile_chain(cfg: TreasuryConfig, n: int | None, progress=None) -> Reconc
         con.close()
 
 
+def settlement_rows(cfg: TreasuryConfig) -> list[dict]:
+    """Every batch in the treasury's file, in order: reward_epoch, batch, signature, status,
+    recipients, amount_base_units, memo (what a report shows of each transaction)."""
+    con = connect(cfg.treasury, read_only=True)
+    try:
+        cur = con.execute("SELECT reward_epoch, batch, signature, status, recipients, amount_base_units, memo"
+                          " FROM settlements ORDER BY reward_epoch, batch")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
 def validate_and_record(cfg: TreasuryConfig, n: int) -> tuple[Validation, bool]:
     """Validate epoch n; record the result unless a treasury process holds the file (it records its own)."""
     v = validate_epoch(cfg.publish, n)

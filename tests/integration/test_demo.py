@@ -12,7 +12,8 @@ from demokit import HOURS, NODES, small_demo  # noqa: F401  (the session's demo 
 from epochal.demo import DEMO_STAGES, DemoCheckFailed, DemoRun, Stage, StageFailed, run_stages
 
 # the report's sections, by their id, in page order
-SECTIONS = ["run", "inputs", "emission", "reputation", "uptime", "slashes", "suspects", "verification", "earners",
+SECTIONS = ["run", "inputs", "emission", "reputation", "uptime", "slashes", "suspects", "settlement", "verification",
+            "earners",
             "unpaid", "truth"]
 
 
@@ -49,6 +50,32 @@ def test_the_report_has_every_section_with_its_pictures(small_demo):
     # self-contained: nothing is fetched
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "<script" not in page
+
+
+def test_every_epoch_is_validated_paid_once_on_chain_and_reconciles(small_demo):
+    import duckdb
+
+    assert "reconciled" in small_demo.stdout and "no difference" in small_demo.stdout
+    store = duckdb.connect(str(small_demo.out / "epochal.duckdb"), read_only=True)
+    try:
+        allocated = dict(store.execute("SELECT reward_epoch, allocated_base_units FROM reward_epochs").fetchall())
+    finally:
+        store.close()
+    treasury = duckdb.connect(str(small_demo.out / "epochal.duckdb.treasury.duckdb"), read_only=True)
+    try:
+        paid = dict(treasury.execute("SELECT reward_epoch, sum(amount_base_units)::BIGINT FROM settlements"
+                                     " WHERE status = 'confirmed' GROUP BY 1").fetchall())
+        memos = treasury.execute("SELECT signature, memo FROM settlements ORDER BY reward_epoch, batch").fetchall()
+    finally:
+        treasury.close()
+    assert {e: a for e, a in allocated.items() if a} == paid  # every epoch that allocated anything, paid in full
+    page = small_demo.report.read_text()
+    section = page.split('<section id="settlement">', 1)[1].split("</section>", 1)[0]
+    assert "no difference" in section
+    for signature, memo in memos:  # every transaction in the report with its signature and memo
+        assert signature in section and memo in section
+    checks = page.split('<section id="verification">', 1)[1].split("</section>", 1)[0]
+    assert checks.count("✓") >= 3 * HOURS and "✗" not in checks  # published folder, validation, paid
 
 
 def test_the_investigation_finds_the_planted_farms(small_demo):

@@ -11,7 +11,7 @@ import pytest
 from demokit import chromium_executable, small_demo  # noqa: F401  (the session's demo run)
 
 PICTURES = ["#emission svg.chart", "#reputation svg.chart", "#uptime img.heat", "#slashes svg.chart",
-            "#suspects svg.chart >> nth=1"]  # (the second: each cluster's score; the first, the farms' timeline, is sparse)
+            "#suspects svg.chart >> nth=1", "#settlement svg.chart"]  # (the second: each cluster's score; the first, the farms' timeline, is sparse)
 
 
 def _pixels(png: bytes) -> np.ndarray:
