@@ -64,7 +64,7 @@ def non_blank(data: bytes) -> int:
     return sum(1 for line in data.split(b"\n") if line.strip())
 
 
-@settings(max_examples=20, **SUITE)
+@settings(max_examples=15, **SUITE)
 @given(lines=hostile_lines(_CTX, MAX_LINES))
 def test_hostile_lines_replayed_beside_a_network(network, tmp_path_factory, lines):
     folder, ctx = network
@@ -90,7 +90,7 @@ def test_hostile_lines_replayed_beside_a_network(network, tmp_path_factory, line
         assert code == 0 and f"node {node}: " in out, err
 
 
-@settings(max_examples=12, **SUITE)
+@settings(max_examples=10, **SUITE)
 @given(lines=hostile_lines(_CTX, MAX_LINES))
 def test_hostile_messages_through_the_stream_closer(network, tmp_path_factory, lines):
     """The live path's ingest: the closer archives micro-batches of Kafka messages (here built in
