@@ -4,11 +4,17 @@ The command modules (`cli.py` and the `cli_*.py` beside it) import this module a
 other, except that `cli.py` registers the others' Typer apps: imports point one way.
 
 Nothing read from data or typed by a user is ever interpreted as rich markup: both consoles have
-markup off, so a node id such as `[/x]` prints as itself.
+markup off, so a node id such as `[/x]` prints as itself. Nor does it reach the terminal as control
+characters: every string the consoles render (printed, or a table's cell) goes through `shown`,
+which writes C0/C1 control characters (but newline and tab) and Unicode bidi overrides as
+escapes (`\\x1b`, `\\u202e`), so an id cannot clear the screen, recolour the output or hide
+part of a line, and a character rich would silently drop (`\\x07`) stays visible. Emoji codes
+(`:smile:`) print as typed.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 
@@ -16,8 +22,28 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True, highlight=False, markup=False)
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def shown(text: str) -> str:
+    """`text` as the consoles show it: control characters and bidi overrides as escapes."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+class SafeConsole(Console):
+    """A rich console that renders every string through `shown` (see the module's docstring)."""
+
+    def render_str(self, text: str, **kwargs):  # type: ignore[override]
+        return super().render_str(shown(text), **kwargs)
+
+
+out = SafeConsole(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 150)
+err = SafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
 
 DbOption = typer.Option(None, "--db", help="The store (default: $EPOCHAL_DB, else ./epochal.duckdb).")
 TracesOption = typer.Option(None, "--traces", metavar="DIR",

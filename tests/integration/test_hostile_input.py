@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from epochal.cli_common import shown
 from epochal.replay import replay
 from epochal.store import connect
 from epochal.verify import verify_epoch
@@ -389,6 +390,29 @@ def test_ids_that_look_like_markup_print_as_themselves(tmp_path):
     one_sentence(cli("node", "show", "[/nobody]", "--db", db), "node [/nobody] has no scores")
     one_sentence(cli("slashes", "list", "--node", "[/y]", "--status", "[b]x", "--db", db), "'[b]x'")
     one_sentence(cli("replay", tmp_path / "nonexist[/x].jsonl", "--db", db), "nonexist[/x].jsonl")
+
+
+def test_control_characters_in_ids_print_as_escapes(tmp_path):
+    """Ids carrying terminal control sequences (ESC, BEL, a bidi override) never reach the
+    terminal raw: an id could clear the screen or hide part of a line, and rich silently drops
+    some (BEL), so the printed id would not be the stored one. Found by the fuzz suite."""
+    kit = EventKit()
+    nodes = ("a\x1b[2Jb", "bell\x07x", "rtl\u202eevil")
+    for node in nodes:
+        kit.register(node, "NVIDIA H100 80GB HBM3", gpus=8)
+        kit.benchmark(node, 1, *[x * 0.95 for x in SPEC["H100"][:2]], SPEC["H100"][2] * 0.98, gpus=8)
+        kit.pings(node, range(0, 7 * 60 + 10))
+    db = tmp_path / "s.duckdb"
+    replay([kit.write(tmp_path / "e.jsonl")], db)
+    show = cli("epoch", "show", "6", "--db", db)
+    assert show.returncode == 0, show.stderr
+    assert "\x1b" not in show.stdout and "\x07" not in show.stdout and "\u202e" not in show.stdout
+    assert "a\\x1b[2Jb" in show.stdout and "bell\\x07x" in show.stdout and "rtl\\u202eevil" in show.stdout
+    for node, printed in zip(nodes, ("a\\x1b[2Jb", "bell\\x07x", "rtl\\u202eevil")):
+        assert shown(node) == printed
+        res = cli("node", "show", node, "--db", db)
+        assert res.returncode == 0 and f"node {printed}: claims 8" in res.stdout, res.stderr
+    one_sentence(cli("node", "show", "no\x1b[31mbody", "--db", db), "node no\\x1b[31mbody has no scores")
 
 
 # 8. tracebacks on user mistakes --------------------------------------------------------------------

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from epochal.cli_common import shown
 from hostile import Context, check_store, context_from_files, hostile_lines
 
 GENESIS_MS = 1767225600000
@@ -87,7 +88,7 @@ def test_hostile_lines_replayed_beside_a_network(network, tmp_path_factory, line
         assert code == 0, err
     for (node,) in odd:
         code, out, err = run_cli("node", "show", node, "--db", db)
-        assert code == 0 and f"node {node}: " in out, err
+        assert code == 0 and f"node {shown(node)}: " in out, err
 
 
 @settings(max_examples=10, **SUITE)
