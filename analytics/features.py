@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from epochal.store import fetch_polars
+from store.db import fetch_polars
 from scoring.hardware import get_model
 
 from .source import Source

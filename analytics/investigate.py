@@ -41,6 +41,8 @@ import polars as pl
 from .features import Features, load_features
 from .signals import SIGNALS, Signal, lockstep_context
 from .source import Source
+from scoring.ruleset import RULESET_V1
+from scoring.timing import get_epoch_start_us
 
 EDGE_MIN = 0.5
 DEFAULT_MIN_SCORE = 0.5
@@ -306,9 +308,6 @@ def cite_ping_evidence(inv: Investigation) -> None:
     one query per signal over just those clusters' nodes: the pings that ended a shared gap
     (lockstep), the pings of two or more members in one second by one checker (same-second),
     and each member's first pings from each checker (round trips)."""
-    from scoring.ruleset import RULESET_V1
-    from scoring.timing import get_epoch_start_us
-
     con = inv.src.con
     ids = inv.features.nodes["node_id"].to_list()
     want = [c for c in inv.clusters if c.kind == "farm" and c.score >= inv.min_score

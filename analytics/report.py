@@ -96,11 +96,11 @@ def _png(fig) -> str:
 def cluster_picture(inv: Investigation, c) -> str:
     """The cluster's link graph (edge width = weight) beside its members' uptime strip (rows =
     nodes, columns = minute slots; grey = regional outage slots, left out of lockstep)."""
-    import matplotlib
+    import matplotlib  # matplotlib and networkx take ~1 s to import: only the report's pictures need them
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
+    import matplotlib.pyplot as plt  # (see above)
+    import networkx as nx  # (see above)
 
     ids = inv.features.nodes["node_id"].to_list()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 2.2]})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from epochal.store import StoreError, connect, resolve_db_path
+from store.db import StoreError, connect, resolve_db_path
 from scoring.ruleset import RULESET_V1
 from scoring.timing import get_epoch_end_us
 

@@ -5,7 +5,7 @@ Budget (issue 17): with 100,000 nodes × 48 published epochs, `GET /nodes/{id}` 
 
 Set-up (untimed): a published folder of N nodes × E epochs. Building it through the simulator
 and the close would take hours at this size, so the rows are generated directly in an
-in-memory DuckDB with the store's own schema (`epochal.store.SCHEMA`) and published by the
+in-memory DuckDB with the store's own schema (`store.db.SCHEMA`) and published by the
 writer itself (`store.published.publish_pending`): the files, their columns, row order and
 manifests are exactly what a close publishes. The rows are consistent the way the API checks
 (emission and pools by the rules, rewards floor shares of their pool by weight, the epoch row's
@@ -70,7 +70,7 @@ def build_folder(root: Path, nodes: int, epochs: int) -> dict:
     in memory; returns a few node ids for the load."""
     import duckdb
 
-    from epochal.store import SCHEMA
+    from store.db import SCHEMA
     from payouts.emission import compute_emission, compute_pools
     from scoring.hardware import MODEL_TABLE
     from scoring.ruleset import RULESET_V1

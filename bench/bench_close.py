@@ -6,15 +6,16 @@ as the ingest writes it —
   before the epoch (verified: 95 % of the Appendix A figures), payloads in the canonical JSON
   of `scoring.events.parse_line` (sorted keys), digest md5(payload). Templates are made by
   `parse_line` itself and a sample of rows is checked against it after the build.
-- `archive_pings`: the epoch's pings, one per node per slot (60 per node), digest by the
-  ingest's own `PING_DIGEST_SQL`, arrival order = time order.
+- `archive_pings`: the epoch's pings, one per node per slot (60 per node), arrival order = time
+  order, and their digests (`archive_ping_digests`) as the ingest writes them with the pings.
 - `node_epoch_scores` for epoch e − 1: streak 60·e slots, previous slot up, and the
-  availability state (num, den) of e full-uptime epochs, so the close of e is a steady-state
-  close. A few nodes vary so every branch works: 1 in 10 misses one slot (pending, still
+  availability state (num, den) of e full-uptime epochs; the epoch row of e − 1, each node's
+  stake deposit in its stake account, and the state the close of e − 1 carried forward
+  (`steady_state`), so the close of e is a steady-state close. A few nodes vary so every branch works: 1 in 10 misses one slot (pending, still
   earns, lower weight), 1 in 50 misses three in a row (streak reset: `streak_short`), 1 in 97
   has a 30-hour-old benchmark (`hardware_unverified`). Most nodes earn, in both pools.
 
-Measured (a fresh process per size): `payouts.close.close_epoch(con, e, first_epoch)` only,
+Measured (a fresh process per size): `payouts.close.close_epoch(con, e)` only,
 against the floor, a bare DuckDB `SELECT node_id, count(*) FROM archive_pings WHERE
 reward_epoch = e GROUP BY node_id` over the same pings on the same connection (best of 3, the
 result fetched as Arrow). The close's three phases (gather, compute, write) are timed by
@@ -96,14 +97,9 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
     import polars as pl
 
     from bench import fleet
-    from epochal import store
+    import store.db as store
     from scoring.ruleset import RULESET_V1 as cfg
 
-    try:
-        from epochal.ingest import PING_DIGEST_SQL
-    except ImportError:  # pragma: no cover - the ingest's digest as of this writing
-        PING_DIGEST_SQL = ("md5(concat_ws('|', 'ping', node_id, occurred_at_raw, checker_id, reachable::VARCHAR,"
-                           " coalesce(rtt_ms::VARCHAR, 'null')))")
     t0 = time.perf_counter()
     N, e = int(nodes), int(epoch)
     g, ep, slot_us = cfg.genesis_us, cfg.reward_epoch_us, cfg.slot_us
@@ -121,6 +117,9 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
     gcounts = pl.DataFrame(
         [(m, len(model.gpu_counts)) for m, model in enumerate(fleet.MODELS)], orient="row",
         schema=[("m", pl.Int64), ("ng", pl.Int64)])
+    con.register("tpl", tpl)
+    con.register("wal", wal)
+    con.register("gcounts", gcounts)
     con.execute(f"""
         CREATE TEMP TABLE bn AS
         SELECT i, {NODE_SQL.format(i='i')} AS node_id, i % {nm} AS m,
@@ -154,7 +153,7 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
     con.execute(f"""
         INSERT INTO archive_pings
         SELECT arrival_seq, event_id, node_id, occurred_at_us, occurred_at_raw, checker_id, reachable,
-               rtt_ms, NULL, {e}, slot, false, {PING_DIGEST_SQL}
+               rtt_ms, NULL, {e}, slot, false, NULL
         FROM (
             SELECT {2 * N} + t AS arrival_seq, s AS slot, i,
                    'p-' || {NODE_SQL.format(i='i')} || '-' || CAST({e * 60} + s AS VARCHAR) AS event_id,
@@ -167,6 +166,11 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
             FROM (SELECT t, t // {N} AS s, t % {N} AS i FROM range({60 * N}) r(t))
         )
         WHERE NOT ((i % 50 = 0 AND slot BETWEEN 20 AND 22) OR (i % 10 = 3 AND slot = 30))
+    """)
+    # the digests the ingest writes with its ping flushes (one flush here)
+    con.execute("""
+        INSERT INTO archive_ping_digests
+        SELECT reward_epoch, max(arrival_seq), count(*), bit_xor(md5_number(event_id)) FROM archive_pings GROUP BY ALL
     """)
     t_pings = time.perf_counter() - t0 - t_events
 
@@ -182,6 +186,7 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
         FROM bn
     """)
     store.set_meta(con, "first_reward_epoch", "0")
+    steady_state(con, e)
     con.execute("CHECKPOINT")
     t_state = time.perf_counter() - t0 - t_events - t_pings
 
@@ -214,10 +219,44 @@ def build(db: str, nodes: int, epoch: int = EPOCH) -> dict:
             "db_bytes": Path(db).stat().st_size}
 
 
+def steady_state(con, e: int) -> None:
+    """What the close of e − 1 left besides its scores: its epoch row (the inputs cutoff: every
+    event archived so far), the stake ledger (each node's deposit, declared at registration, in
+    its stake account), and the state it carried forward (payouts/carry.py, derived here from the
+    archive). So the close of e moves no stake and checks for fraud only what is new, as every
+    close after the first does."""
+    import store.db as store
+    from payouts.carry import build
+    from payouts.emission import compute_emission, compute_pools
+    from payouts.ledger import entry_id_sql
+    from scoring.ruleset import RULESET_V1 as cfg
+
+    cutoff = store.next_arrival_seq(con) - 1
+    emission = compute_emission(e - 1, cfg)
+    enterprise, community = compute_pools(emission, cfg)
+    con.execute("""
+        INSERT INTO reward_epochs BY NAME SELECT
+            $e AS reward_epoch, $em AS emission_base_units, $ent AS enterprise_pool, $com AS community_pool,
+            $em AS allocated_base_units, 0 AS unallocated_base_units, 0 AS eligible_nodes, '' AS manifest_sha256,
+            now() AS closed_at, $v AS ruleset_version, 0 AS enterprise_unallocated, 0 AS community_unallocated,
+            0 AS scored_nodes, $p AS params_sha256, 'bench' AS engine_version, $cut AS input_arrival_seq,
+            0 AS input_event_count, '' AS input_events_sha256, 0 AS watermark_us, 0 AS late_events
+    """, {"e": e - 1, "em": emission, "ent": enterprise, "com": community, "v": cfg.ruleset_version,
+          "p": cfg.params_sha256, "cut": cutoff})
+    con.execute(f"""
+        INSERT INTO ledger_entries
+        SELECT {entry_id_sql(str(e - 1), "'stake_deposit'", "node_id")}, 'external:stake_deposits',
+               'node:' || node_id || ':stake', (payload ->> '$.stake_base_units')::BIGINT, {e - 1},
+               'reward_epoch:{e - 1}:stake_deposit:' || node_id
+        FROM archive_events WHERE event_type = 'node.registered' ORDER BY 1
+    """)
+    build(con, e - 1, cutoff, cfg)
+
+
 def measure(db: str, epoch: int = EPOCH, baseline_repeats: int = 3) -> dict:
     """Baseline, then the close, in this (fresh) process."""
     import payouts.close as close
-    from epochal import store
+    import store.db as store
 
     rss_before = current_rss_mb()
     con = store.connect(db)
@@ -246,7 +285,7 @@ def measure(db: str, epoch: int = EPOCH, baseline_repeats: int = 3) -> dict:
         setattr(close, name, timed)
     try:
         with Timer() as t:
-            result = close.close_epoch(con, e, 0)
+            result = close.close_epoch(con, e)
     finally:
         for name, fn in originals.items():
             setattr(close, name, fn)
@@ -262,7 +301,7 @@ def measure(db: str, epoch: int = EPOCH, baseline_repeats: int = 3) -> dict:
     return {"close_s": t.s, "baseline_s": min(base), "baseline_all_s": base, "groups": groups,
             "phases_s": phases, "eligible": row[0], "scored": row[1], "allocated": row[2],
             "unallocated": row[3], "manifest_sha256": row[4], "rewards": row[5], "ledger": row[6],
-            "reasons": reasons, "rss_before_mb": rss_before, "rewards_in_result": len(result.rewards)}
+            "reasons": reasons, "rss_before_mb": rss_before, "rewards_in_result": result.rewards.height}
 
 
 def run_size(nodes: int, workdir: Path) -> dict:

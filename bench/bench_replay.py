@@ -49,7 +49,7 @@ def subject(path: str, db: str) -> dict:
     return {"seconds": t.s, "inputs": c.inputs, "accepted": c.accepted, "duplicates": c.duplicates,
             "rejected": c.rejected, "pings": c.pings, "closed_epochs": len(rep.closed),
             "last_epoch_eligible": last.epoch_row["eligible_nodes"] if last else 0,
-            "last_epoch_rewards": len(last.rewards) if last else 0,
+            "last_epoch_rewards": last.rewards.height if last else 0,
             "rss_before_mb": rss_before, "db_bytes": Path(db).stat().st_size}
 
 

@@ -42,7 +42,7 @@ def build(db: str, nodes: int = 100_000, hours: int = 24, seed: int = 1) -> dict
     import base58
     import polars as pl
 
-    from epochal import store
+    import store.db as store
     from payouts.close import close_ready_epochs
     from scoring.ruleset import RULESET_V1 as cfg
 

@@ -49,46 +49,26 @@ def _caller() -> str:
 
 
 class TimedConnection:
+    """A store connection that times every statement (the engine registers every frame it
+    reads by name, so nothing else is needed)."""
+
     def __init__(self, con):
         self._con = con
-        self._explicit: set[str] = set()  # registered by the engine itself: left alone
-
-    def register(self, name, obj):
-        self._explicit.add(name)
-        return self._con.register(name, obj)
-
-    def unregister(self, name):
-        self._explicit.discard(name)
-        return self._con.unregister(name)
 
     def execute(self, sql, *args, **kwargs):
-        # DuckDB finds frames named in the SQL among the caller's variables; the caller is
-        # now one frame further up, so hand them over explicitly.
-        frame_vars = sys._getframe(1).f_locals
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-        registered = [n for n, v in frame_vars.items()
-                      if n in words and n not in self._explicit
-                      and type(v).__name__ in ("DataFrame", "Table", "RecordBatchReader")]
-        for n in list(registered):
-            try:
-                self._con.register(n, frame_vars[n])
-            except Exception:  # e.g. a pending result on the connection: let DuckDB resolve it
-                registered.remove(n)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             return self._con.execute(sql, *args, **kwargs)
         finally:
             STATS[(_caller(), _label(sql))].append(time.perf_counter() - t0)
             CPU[(_caller(), _label(sql))] += time.process_time() - c0
-            for n in registered:
-                self._con.unregister(n)
 
     def __getattr__(self, name):
         return getattr(self._con, name)
 
 
 def _patch_store():
-    from epochal import store
+    import store.db as store
 
     real = store.connect
 
@@ -116,7 +96,7 @@ def _sample_rss(stop: threading.Event) -> None:
 
 def _phases():
     """Time the replay's phases by wrapping the module functions it calls."""
-    import epochal.ingest as ingest
+    import store.ingest as ingest
     import payouts.close as close
 
     phases: dict[str, float] = defaultdict(float)
@@ -227,7 +207,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if prof:
             prof.enable()
-        close.close_epoch(con, a.epoch, 0)
+        close.close_epoch(con, a.epoch)
         if prof:
             prof.disable()
         total = time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""epochal: the app package (command line, settings, store, ingest edge)."""
+"""epochal: the app package (command line, settings, ingest edge, simulator, report)."""
 
-__version__ = "0.1.0"
-ENGINE_VERSION = __version__
+from payouts import ENGINE_VERSION
+
+__version__ = ENGINE_VERSION

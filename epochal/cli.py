@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-
-try:  # typer >= 0.20 ships its own copy of click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exceptions
 from rich.table import Table
+from typer._click import exceptions as click_exceptions  # typer >= 0.20 ships its own copy of click
 
+import store.db as store
 from epochal.cli_common import DbOption, PublishOption, TracesOption, UserError, err, out, progress, trace_source
 from epochal.cli_demo import demo
 from epochal.cli_investigate import investigate_app
@@ -25,9 +22,18 @@ from epochal.cli_published import print_published, publish_command, verify_from_
 from epochal.cli_serve import serve
 from epochal.cli_slashes import slashes_app
 from epochal.cli_streams import streams_app
-from epochal.sources import SourceError
-from epochal.cli_treasury import PublishOption, TreasuryOption, epoch_validate, settle, treasury_app
-from epochal.store import StoreError
+from epochal.cli_treasury import TreasuryOption, epoch_validate, settle, treasury_app
+from epochal.cli_whatif import whatif
+from epochal.replay import replay as run_replay
+from epochal.sim import simulate as run_simulation
+from epochal.verify import verify_epoch
+from payouts.close import close_ready_epochs
+from scoring.events import time_to_us
+from scoring.ruleset import RULESET_V1
+from scoring.timing import format_us, get_epoch_start_us
+from store.db import StoreError, resolve_db_path
+from store.published import Publisher, published_root
+from store.sources import SourceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="epochal: fair, provable rewards for a decentralised GPU network.")
@@ -43,6 +49,7 @@ app.command("serve")(serve)
 app.add_typer(investigate_app, name="investigate")
 app.add_typer(treasury_app, name="treasury")
 app.command("settle")(settle)
+app.command("whatif")(whatif)
 
 
 # Limits on numbers a user types (a number past them is a mistake, said in one sentence, never a
@@ -57,7 +64,6 @@ def _arrival_us(value: Optional[str]) -> Optional[int]:
     """--arrived-at: an RFC 3339 time with an offset, or epoch milliseconds (the contract's forms)."""
     if value is None:
         return None
-    from scoring.events import time_to_us
 
     try:
         return time_to_us(int(value) if value.isdigit() else value)
@@ -75,10 +81,6 @@ def replay(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) or
                     " than 5 min after it are rejected from_future; pin it to replay recorded files reproducibly.")
            ) -> None:
     """Process event files in the embedded engine, close every epoch that is ready, publish it."""
-    from epochal.replay import replay as run_replay
-    from epochal.store import resolve_db_path
-    from scoring.timing import format_us
-
     arrived_us = _arrival_us(arrived_at)
     with progress() as bar:
         task = bar.add_task("reading events", total=None)
@@ -113,10 +115,6 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
              out_dir: Path = typer.Option(..., "--out", help="Folder for the event files and truth.json."),
              traces: Optional[Path] = TracesOption) -> None:
     """Write realistic event files and truth.json (planted farms, spoofers, outages)."""
-    try:
-        from epochal.sim import simulate as run_simulation
-    except ImportError as exc:  # pragma: no cover - the simulator ships with the package
-        raise UserError(f"the simulator is not available: {exc}") from exc
     if nodes < 1 or hours < 1:
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():
@@ -137,10 +135,6 @@ def simulate(nodes: int = typer.Option(..., "--nodes", help="Number of nodes."),
 @epoch_app.command("close")
 def epoch_close(db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption) -> None:
     """Close every epoch the ping watermark has passed, in order, and publish it."""
-    from epochal import store
-    from payouts.close import close_ready_epochs
-    from store.published import Publisher, published_root
-
     con = store.connect(db, create=False)
     root = published_root(db, publish)
     publisher = Publisher(con, root)
@@ -165,9 +159,6 @@ def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max=M
                top: int = typer.Option(10, "--top", min=0, max=MAX_LISTED_ROWS,
                                        help="How many top earners to list.")) -> None:
     """Print one closed epoch: emission, pools, top earners, why nodes were ineligible."""
-    from epochal import store
-    from scoring.timing import format_us, get_epoch_start_us
-
     con = store.connect(db, create=False, read_only=True)
     try:
         row = con.execute("SELECT * FROM reward_epochs WHERE reward_epoch = ?", [reward_epoch]).fetchone()
@@ -184,7 +175,7 @@ def epoch_show(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max=M
             " GROUP BY 1 ORDER BY 2 DESC, 1", [reward_epoch]).fetchall()
     finally:
         con.close()
-    t = Table(title=f"reward epoch {reward_epoch} (from {format_us(get_epoch_start_us(reward_epoch, _cfg()))})",
+    t = Table(title=f"reward epoch {reward_epoch} (from {format_us(get_epoch_start_us(reward_epoch, RULESET_V1))})",
               show_header=False)
     for k in ("emission_base_units", "enterprise_pool", "community_pool", "allocated_base_units",
               "unallocated_base_units", "eligible_nodes", "scored_nodes", "manifest_sha256", "ruleset_version",
@@ -215,9 +206,6 @@ def epoch_verify(reward_epoch: int = typer.Argument(..., metavar="N", min=0, max
                      None, "--published", help="Re-derive the epoch from this published folder alone (no store).")
                  ) -> None:
     """Recompute one closed epoch from the archive alone and compare it with what was written."""
-    from epochal import store
-    from epochal.verify import verify_epoch
-
     if published is not None:
         return verify_from_folder(reward_epoch, published)
 
@@ -248,8 +236,6 @@ def node_show(node_id: str = typer.Argument(..., metavar="ID"), db: Optional[Pat
               last: int = typer.Option(48, "--last", min=1, max=MAX_LISTED_ROWS,
                                        help="How many of the latest epochs to list.")) -> None:
     """A node's scores per epoch with every component and, where it earned nothing, why."""
-    from epochal import store
-
     con = store.connect(db, create=False, read_only=True)
     try:
         rows = con.execute(
@@ -276,12 +262,6 @@ def node_show(node_id: str = typer.Argument(..., metavar="ID"), db: Optional[Pat
         t.add_row(str(r[0]), str(r[1]), str(r[2]), r[3], "-" if r[4] is None else str(r[4]), f(r[5]), f(r[6]),
                   f(r[7]), f(r[8]), f(r[9]), f"{r[13]:,}", why)
     out.print(t)
-
-
-def _cfg():
-    from scoring.ruleset import RULESET_V1
-
-    return RULESET_V1
 
 
 def main(argv: list[str] | None = None) -> None:

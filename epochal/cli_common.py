@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from epochal.sim import resolve_data_dir
+
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -75,8 +77,6 @@ def check_listen(host: str, port: int) -> None:
 def trace_source(traces) -> str:
     """What the simulator will read, in words: the full traces (`--traces`, else $EPOCHAL_DATA_DIR)
     or the profile packaged with epochal; a user mistake when the named traces are unusable."""
-    from epochal.sim import resolve_data_dir  # the simulator loads numpy and its profile: only when asked
-
     try:
         d = resolve_data_dir(traces)
     except ValueError as exc:

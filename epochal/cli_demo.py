@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from epochal.cli_common import TracesOption, UserError, check_listen, err, out, trace_source
+from epochal.demo import DEMO_STAGES, DemoRun, StageFailed, clear_previous_outputs, run_stages, serve_explorer
 
 
 HOST = "127.0.0.1"  # the explorer listens on this machine only
@@ -23,7 +24,6 @@ HOST = "127.0.0.1"  # the explorer listens on this machine only
 
 class _BarMeter:
     """A stage's meter shown as one task of a rich Progress."""
-
     def __init__(self, bar: Progress, task, title: str) -> None:
         self.bar, self.task, self.title = bar, task, title
 
@@ -51,8 +51,6 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
          port: int = typer.Option(8000, "--port", help="Port for --serve.")) -> None:
     """The main job on the embedded default: simulate a network, replay it, close and publish every
     epoch, verify each from the published folder, write a report; with --serve, serve the explorer."""
-    from epochal.demo import DEMO_STAGES, DemoRun, StageFailed, clear_previous_outputs, run_stages, serve_explorer
-
     if nodes < 1 or hours < 1:
         raise UserError("--nodes and --hours must be at least 1")
     if out_dir.exists() and not out_dir.is_dir():

@@ -12,6 +12,10 @@ import typer
 from rich.table import Table
 
 from epochal.cli_common import DbOption, UserError, err, out, progress
+from analytics.investigate import run
+from analytics.report import table_rows, write_html, write_suspects
+from analytics.source import SourceError, open_source
+from analytics.quality import ablations as run_ablations, leak_timeline, load_truth, score
 
 investigate_app = typer.Typer(no_args_is_help=True, help="Investigate the archive for farming and spoofing.")
 
@@ -27,10 +31,6 @@ def farming(
     ablations: bool = typer.Option(False, "--ablations", help="With --truth: also precision/recall with each signal left out."),
 ) -> None:
     """Suspect clusters (farms posing as independent nodes, spoofed hardware) with their evidence."""
-    from analytics.investigate import run
-    from analytics.report import table_rows, write_html, write_suspects
-    from analytics.source import SourceError, open_source
-
     if not 0.0 <= min_score <= 1.0:
         raise UserError("--min-score must lie between 0 and 1")
     if out_dir.exists() and not out_dir.is_dir():
@@ -49,7 +49,6 @@ def farming(
             inv = run(src, min_score=min_score)
             quality = leak = abl = None
             if truth is not None:
-                from analytics.quality import ablations as run_ablations, leak_timeline, load_truth, score
 
                 bar.update(task, description="scoring against the truth and running each epoch's cut")
                 t = load_truth(truth)

@@ -8,7 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from epochal.cli_common import DbOption, PublishOption, out
+import typer
+
+import store.db as store
+from epochal.cli_common import DbOption, PublishOption, UserError, err, out
+from epochal.verify_published import verify_published_epoch
+from store.published import publish_pending, published_root
 
 
 def print_published(epochs: list[int], root: Path | None) -> None:
@@ -24,9 +29,6 @@ def print_published(epochs: list[int], root: Path | None) -> None:
 
 def publish_command(db: Optional[Path] = DbOption, publish: Optional[Path] = PublishOption) -> None:
     """Publish every closed epoch not yet in the published folder (an older store, a lost folder)."""
-    from epochal import store
-    from store.published import publish_pending, published_root
-
     con = store.connect(db, create=False, read_only=True)
     root = published_root(db, publish)
     try:
@@ -38,11 +40,6 @@ def publish_command(db: Optional[Path] = DbOption, publish: Optional[Path] = Pub
 
 def verify_from_folder(reward_epoch: int, folder: Path) -> None:
     """`epochal epoch verify N --published DIR`: re-derive epoch N from the folder alone (no store)."""
-    import typer
-
-    from epochal.cli_common import UserError, err
-    from epochal.verify_published import verify_published_epoch
-
     if not folder.is_dir():
         raise UserError(f"no published folder at {folder}")
     try:

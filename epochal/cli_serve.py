@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 
 from epochal.cli_common import DbOption, UserError, check_listen, err, out
-from epochal.store import resolve_db_path
+from store.db import resolve_db_path
 from store.published import published_root
 
 

@@ -10,9 +10,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from scoring.slashing import STATUSES
-
+import store.db as store
 from epochal.cli_common import DbOption, UserError, out
+from scoring.slashing import STATUSES
+from scoring.timing import format_us
 
 slashes_app = typer.Typer(no_args_is_help=True, help="Slashing decisions with their evidence.")
 
@@ -22,8 +23,6 @@ def slashes_list(db: Optional[Path] = DbOption,
                  node: Optional[str] = typer.Option(None, "--node", help="Only this node's decisions."),
                  status: Optional[str] = typer.Option(None, "--status", help="proposed, final or overturned.")) -> None:
     """List slashing decisions, newest first."""
-    from epochal import store
-
     if status is not None and status not in STATUSES:
         raise UserError(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
     con = store.connect(db, create=False, read_only=True)
@@ -38,8 +37,6 @@ def slashes_list(db: Optional[Path] = DbOption,
         out.print("no slashing decisions" + (f" for node {node}" if node else "")
                   + (f" with status {status}" if status else ""))
         return
-    from scoring.timing import format_us
-
     t = Table(title=f"{len(rows)} slashing decision(s)")
     for h in ("decision_id", "node", "rule", "amount (base units)", "decided_at", "status", "evidence"):
         t.add_column(h)
@@ -51,9 +48,6 @@ def slashes_list(db: Optional[Path] = DbOption,
 @slashes_app.command("show")
 def slashes_show(decision_id: str = typer.Argument(..., metavar="ID"), db: Optional[Path] = DbOption) -> None:
     """One decision, its status history and every evidence event in full, from the archive."""
-    from epochal import store
-    from scoring.timing import format_us
-
     con = store.connect(db, create=False, read_only=True)
     try:
         cur = con.execute("SELECT * FROM slash_decisions WHERE decision_id = ?", [decision_id])

@@ -8,6 +8,14 @@ from typing import List, Optional
 import typer
 
 from epochal.cli_common import DbOption, PublishOption, UserError, out
+from store.db import StoreBusy, check_store_path, connect, resolve_db_path
+from store.published import check_root, published_root
+from store.sources import check_readable, expand_paths
+from streams.broker import (BrokerError, ensure_topics, env_bootstrap, is_loopback, run_broker_foreground,
+                            split_bootstrap, wait_for_broker)
+from streams.publish import publish as run_publish
+from streams.status import format_status, pending_segments, read_status
+from streams.worker import WorkerConfig, default_segments_dir, run_worker
 
 streams_app = typer.Typer(no_args_is_help=True, help="The live path on Kafka: broker, publish, worker, status.")
 
@@ -19,7 +27,6 @@ SegmentsOption = typer.Option(None, "--segments",
 
 
 def _bootstrap(value: Optional[str]) -> str:
-    from streams.broker import BrokerError, env_bootstrap, split_bootstrap
 
     b = value or env_bootstrap()
     try:
@@ -35,8 +42,6 @@ def broker(port: int = typer.Option(9092, "--port", min=1, max=65535, help="Port
                                           help="Partitions of each contract topic."),
            host: str = typer.Option("127.0.0.1", "--host", help="A loopback address to listen on.")) -> None:
     """Start the local development broker (Tansu, memory only) and create the contract's topics."""
-    from streams.broker import BrokerError, is_loopback, run_broker_foreground
-
     if not is_loopback(host):
         raise UserError(f"the development broker listens on loopback addresses only, not {host}")
     if partitions < 1:
@@ -56,10 +61,6 @@ def publish(paths: List[Path] = typer.Argument(..., help="Event files (.jsonl) o
             partitions: int = typer.Option(4, "--partitions", min=1, max=MAX_PARTITIONS,
                                            help="Partitions of topics that must be created.")) -> None:
     """Publish event files to the contract's topics, keyed by node_id (kafka-python, acks=all)."""
-    from epochal.sources import check_readable, expand_paths
-    from streams.broker import BrokerError, ensure_topics, wait_for_broker
-    from streams.publish import publish as run_publish
-
     files = expand_paths(paths)  # (a SourceError is the user's mistake, said in one sentence)
     if not files:
         raise UserError("no .jsonl event files in the given folders")
@@ -90,11 +91,6 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
            status_every: float = typer.Option(10.0, "--status-every",
                                               help="Seconds between status lines (and status file updates).")) -> None:
     """Run the faust worker: archive, close epochs, publish scores, slashes and rejections."""
-    from epochal.store import StoreBusy, check_store_path, connect, resolve_db_path
-    from streams.broker import BrokerError, ensure_topics, wait_for_broker
-    from store.published import check_root, published_root
-    from streams.worker import WorkerConfig, default_segments_dir, run_worker
-
     path = resolve_db_path(db)
     try:  # a path that is no store is said now, not found by the closer later
         check_store_path(path)
@@ -127,10 +123,6 @@ def worker(bootstrap: Optional[str] = BootstrapOption, db: Optional[Path] = DbOp
 @streams_app.command("status")
 def status(db: Optional[Path] = DbOption, segments: Optional[Path] = SegmentsOption) -> None:
     """Consumer lag, rates and rejections as the workers last reported them."""
-    from epochal.store import resolve_db_path
-    from streams.status import format_status, pending_segments, read_status
-    from streams.worker import default_segments_dir
-
     seg_dir = segments or default_segments_dir(resolve_db_path(db))
     statuses = read_status(seg_dir)
     if not statuses:

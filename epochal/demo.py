@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from epochal import store, treasury_app
+from epochal import treasury_app
 from epochal.replay import ReplayReport, replay
 from epochal.report import ReportData, write_report
 from epochal.sim import simulate

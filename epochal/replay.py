@@ -1,7 +1,7 @@
 """`epochal replay`: archive event files, then close every epoch that is ready.
 
 Replay reads every given file before it closes anything (ruleset §10), so its outputs do not
-depend on the order of lines or files. The files are archived as one run (`epochal.ingest`), all
+depend on the order of lines or files. The files are archived as one run (`store.ingest`), all
 or nothing: a crash or an unreadable file leaves nothing of the run behind (a killed run is
 undone by the next writer, before anything else).
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from epochal import store
-from epochal.ingest import IngestCounts, ingest_files
-from epochal.sources import SourceError, check_readable, expand_paths
+import store.db as store
+from store.ingest import IngestCounts, ingest_files
+from store.sources import SourceError, check_readable, expand_paths
 from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from store.published import Publisher, check_root, published_root

@@ -28,13 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 from solders.keypair import Keypair
 
-from epochal import store
-from epochal.store import StoreError, resolve_db_path
-import duckdb
-
+import store.db as store
 from payouts.chain import LITESVM, Chain, ChainUnavailable, LiteSVMChain, RpcChain
 from payouts.close import close_ready_epochs
 from payouts.keys import KeypairError, ensure_keypair, load_keypair
@@ -43,6 +41,7 @@ from payouts.treasury_db import SCHEMA, TreasuryError, TreasuryLock, connect, ge
 from payouts.treasury_ops import (EpochOutcome, EpochStatus, Reconciliation, pending_epochs, reconcile,
                                   record_validation, settle_published, treasury_status)
 from payouts.validation import Validation, validate_epoch
+from store.db import StoreError, resolve_db_path
 from store.published import list_epochs, publish_pending, published_root  # list_epochs: for the commands
 
 log = logging.getLogger("epochal.treasury")

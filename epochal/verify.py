@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from payouts.close import compute_epoch, gather_epoch_inputs
-from epochal.store import fetch_polars
+from payouts.compute import compute_epoch
+from payouts.gather import gather_epoch_inputs
+from payouts.write import SLASH_DECISION_SCHEMA, ledger_frame_sql, slash_decision_rows
 from scoring.ruleset import RULESET_V1, RulesetConfig
+from store.db import fetch_polars, registered
 
 WALL_CLOCK_COLUMNS = {"closed_at"}
 
@@ -24,8 +26,8 @@ def verify_epoch(con, reward_epoch: int, cfg: RulesetConfig = RULESET_V1) -> lis
     if row is None:
         raise LookupError(f"epoch {reward_epoch} is not closed in this store")
     stored = dict(zip([d[0] for d in con.description], row))
-    first = con.execute("SELECT min(reward_epoch) FROM reward_epochs").fetchone()[0]
-    inputs = gather_epoch_inputs(con, reward_epoch, stored["input_arrival_seq"], first, cfg)
+    # from the archive alone, never from the state the closes carried forward
+    inputs = gather_epoch_inputs(con, reward_epoch, stored["input_arrival_seq"], cfg, from_scratch=True)
     result = compute_epoch(inputs, cfg)
     diffs: list[str] = []
     for k, v in result.epoch_row.items():
@@ -36,15 +38,16 @@ def verify_epoch(con, reward_epoch: int, cfg: RulesetConfig = RULESET_V1) -> lis
         con, "SELECT * FROM node_epoch_scores WHERE reward_epoch = ? ORDER BY node_id", [reward_epoch])
     diffs += compare_frames("node_epoch_scores", scores, result.scores.select(scores.columns).sort("node_id"))
 
-    rewards = con.execute(
-        "SELECT reward_epoch, node_id, pool, amount_base_units, wallet FROM epoch_rewards"
-        " WHERE reward_epoch = ? ORDER BY node_id", [reward_epoch]).fetchall()
-    if [tuple(r) for r in rewards] != [tuple(r) for r in result.rewards]:
-        diffs.append(f"epoch_rewards: {len(rewards)} stored rows differ from {len(result.rewards)} recomputed")
+    rewards = fetch_polars(con, "SELECT reward_epoch, node_id, pool, amount_base_units, wallet FROM epoch_rewards"
+                                " WHERE reward_epoch = ? ORDER BY node_id", [reward_epoch])
+    if not rewards.equals(result.rewards.select(rewards.columns).cast(rewards.schema)):
+        diffs.append(f"epoch_rewards: {rewards.height} stored rows differ from {result.rewards.height} recomputed")
     ledger = fetch_polars(
         con, "SELECT entry_id, debit_account, credit_account, amount_base_units, reward_epoch, ref FROM ledger_entries"
              " WHERE reward_epoch = ? ORDER BY entry_id", [reward_epoch])
-    if not ledger.equals(result.ledger.select(ledger.columns).sort("entry_id")):
+    with registered(con, "verify_ledger", result.ledger):
+        recomputed = fetch_polars(con, ledger_frame_sql("verify_ledger"))
+    if not ledger.equals(recomputed.select(ledger.columns)):
         diffs.append("ledger_entries differ from the recomputation")
     diffs += compare_slash_decisions(con, reward_epoch, result)
     return diffs
@@ -52,8 +55,6 @@ def verify_epoch(con, reward_epoch: int, cfg: RulesetConfig = RULESET_V1) -> lis
 
 def compare_slash_decisions(con, reward_epoch: int, result) -> list[str]:
     """The decisions this close made (every column but the later status) and the statuses it set."""
-    from payouts.close import SLASH_DECISION_SCHEMA, slash_decision_rows
-
     cols = [c for c, _ in SLASH_DECISION_SCHEMA if c not in ("status", "resolved_in_epoch")]
     outcome = result.slashing
     made = slash_decision_rows(outcome.new_decisions if outcome else [], "")

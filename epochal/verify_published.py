@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from epochal import store
+import store.db as store
 from epochal.verify import verify_epoch
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from store import published as pub

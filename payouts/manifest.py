@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+import polars as pl
+
 
 def compute_manifest_sha256(rows: Iterable[tuple[int, str, str, int, str]]) -> str:
     """rows: (reward_epoch, node_id, pool, amount_base_units, wallet)."""
@@ -18,3 +20,15 @@ def compute_manifest_sha256(rows: Iterable[tuple[int, str, str, int, str]]) -> s
     for reward_epoch, node_id, pool, amount, wallet in ordered:
         h.update(f"{int(reward_epoch)},{node_id},{pool},{int(amount)},{wallet}\n".encode("utf-8"))
     return h.hexdigest()
+
+
+def compute_manifest_sha256_frame(rewards: pl.DataFrame) -> str:
+    """`compute_manifest_sha256` of reward rows as a frame (reward_epoch, node_id, pool,
+    amount_base_units, wallet): the lines built by polars and hashed in one pass (polars sorts
+    strings by their UTF-8 bytes). Held to the reference by tests/property/test_rule_twins.py."""
+    text = (rewards.sort("node_id")
+            .select(pl.concat_str([pl.col("reward_epoch").cast(pl.String), pl.col("node_id"), pl.col("pool"),
+                                   pl.col("amount_base_units").cast(pl.String), pl.col("wallet")], separator=",")
+                    + "\n")
+            .to_series().str.join("").item()) if rewards.height else ""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,11 +1,20 @@
-"""Eligibility for epoch rewards (ruleset §5): all must hold, else the first failing reason.
+"""Eligibility for epoch rewards (ruleset §5) and the weight of an eligible node (§7).
 
-Order: not_registered, banned, hardware_unverified, streak_short, no_uptime.
-"Registered before start(e)" is strict: registered_at < start(e) (§10 boundaries). Every
-registration carries a wallet (the contract requires it), so "with a wallet" needs no check.
+All must hold, else the first failing reason, in this order: not_registered, banned,
+hardware_unverified, streak_short, no_uptime. "Registered before start(e)" is strict:
+registered_at < start(e) (§10 boundaries). Every registration carries a wallet (the contract
+requires it), so "with a wallet" needs no check.
+
+    weight = up_slots · multiplier_milli · gpu_count · R      (an integer; 0 when ineligible)
+
+`get_ineligible_reason` and `compute_weight` are the references; `get_ineligible_reasons_np`
+and `compute_weights_np` their vectorised twins for the close, held to them by
+tests/property/test_rule_twins.py (and the committed eligibility vectors).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
@@ -44,6 +53,34 @@ def get_ineligible_reason(
     return None
 
 
+def get_ineligible_reasons_np(
+    registered: np.ndarray,
+    registered_at_us: np.ndarray,
+    epoch_start_us: int,
+    banned: np.ndarray,
+    hardware_verified: np.ndarray,
+    streak_slots: np.ndarray,
+    up_slots: np.ndarray,
+    cfg: RulesetConfig = RULESET_V1,
+) -> np.ndarray:
+    """`get_ineligible_reason` over arrays: an object array of the reason, None where the node
+    earns. `registered` marks the nodes with a registration (`registered_at_us` is read there only)."""
+    registered_before_start = registered & (registered_at_us < epoch_start_us)
+    return np.select(
+        [~registered_before_start, banned, ~hardware_verified, streak_slots < cfg.min_streak_slots,
+         up_slots < cfg.min_up_slots],
+        [NOT_REGISTERED, BANNED, HARDWARE_UNVERIFIED, STREAK_SHORT, NO_UPTIME],
+        default=None,
+    ).astype(object)
+
+
 def compute_weight(up_slots: int, multiplier_milli: int, gpu_count: int, reputation: int) -> int:
     """§7: weight = up_slots · multiplier_milli · gpu_count · R, an integer."""
     return up_slots * multiplier_milli * gpu_count * reputation
+
+
+def compute_weights_np(eligible: np.ndarray, up_slots: np.ndarray, multiplier_milli: np.ndarray,
+                       gpu_count: np.ndarray, reputation: np.ndarray) -> np.ndarray:
+    """`compute_weight` of the eligible nodes, 0 for the others (int64: at most
+    60 · 12000 · 64 · 1000 < 2^36)."""
+    return np.where(eligible, up_slots * multiplier_milli * gpu_count * reputation, 0).astype(np.int64)

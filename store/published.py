@@ -147,7 +147,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from epochal.store import SCHEMA, StoreError, resolve_db_path
+from store.db import SCHEMA, StoreError, resolve_db_path
 from scoring.invariants import invariant
 from scoring.slashing import STATUS_PROPOSED
 
@@ -162,7 +162,7 @@ ROW_GROUP_ROWS = 122_880
 # dictionaries for the rest
 DELTA_COLUMNS = {"arrival_seq": "DELTA_BINARY_PACKED", "occurred_at_us": "DELTA_BINARY_PACKED",
                  "event_id": "DELTA_BYTE_ARRAY", "occurred_at_raw": "DELTA_BYTE_ARRAY"}
-# The stake accounts of the ledger (payouts.close.ACCOUNT_STAKE: node:<node_id>:stake).
+# The stake accounts of the ledger (payouts.ledger.ACCOUNT_STAKE: node:<node_id>:stake).
 STAKE_ACCOUNT_PREFIX, STAKE_ACCOUNT_SUFFIX = "node:", ":stake"
 
 FILE_NAMES = ("inputs", "rejected_events", "node_epoch_scores", "epoch_rewards", "ledger_entries",

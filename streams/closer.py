@@ -31,9 +31,9 @@ Outputs are published after the store commit (at least once; keyed for idempoten
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import logging
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +41,13 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from epochal import store
-from epochal.ingest import Ingestor
+import store.db as store
+from store.ingest import RAW_KEEP_BYTES, Ingestor
 from payouts.close import close_ready_epochs, get_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
-from scoring.timing import get_epoch_end_us
+from scoring.timing import is_epoch_ready
 from streams import live
-from streams.segments import Message, list_segments, read_segment, write_segment
+from streams.segments import Message, list_segments, now_us, read_segment, write_segment
 from streams.watermark import PartitionWatermark
 from store.published import PublishError, list_epochs, publish_pending, published_root
 
@@ -110,7 +110,7 @@ class Closer:
         self.live_rows_per_s = live_rows_per_s
         self._live_gap_s = 0.0  # the last publication's rows / live_rows_per_s
         self.crash_hook = crash_hook or (lambda point: None)
-        self.wm = PartitionWatermark(lateness_us=cfg.allowed_lateness_s * 1_000_000)
+        self.wm = PartitionWatermark(cfg)
         con.execute(STREAM_SCHEMA)
         self.through: dict[tuple[str, int], int] = self._load_through()
         now = time.time()
@@ -284,7 +284,7 @@ class Closer:
         ordered = valid + edge  # seq i of this run ↔ ordered[i]
         base = store.next_arrival_seq(con)
         last_closed = store.last_closed_epoch(con)
-        ing, new_api = _make_ingestor(con, cfg, base, last_closed, self.crash_hook)
+        ing = Ingestor(con, cfg, base_seq=base, last_closed=last_closed, crash_hook=self.crash_hook)
         ranges: dict[tuple[str, int], list[int]] = {}
         for m in new:
             r = ranges.setdefault((m.topic, m.partition), [m.offset, m.offset])
@@ -294,14 +294,13 @@ class Closer:
         ing.stage_lines([m.value or b"" for m in valid], "kafka", received_us=[m.received_us for m in valid])
         for m in edge:
             _stage_edge_rejection(ing, m)
-        seqmap = pl.DataFrame({  # noqa: F841 (read by DuckDB by name)
+        seqmap = pl.DataFrame({
             "seq": pl.Series(range(len(ordered)), dtype=pl.Int64),
             "topic": [m.topic for m in ordered],
             "partition": pl.Series([m.partition for m in ordered], dtype=pl.Int32),
             "offset": pl.Series([m.offset for m in ordered], dtype=pl.Int64),
         })
-        con.register("stream_seqmap", seqmap)
-        try:
+        with store.registered(con, "stream_seqmap", seqmap):
             # The topic a rejected message came from, and where (rejected_events.source).
             con.execute("""
                 UPDATE stage_rejects SET topic = m.topic,
@@ -309,7 +308,7 @@ class Closer:
                 FROM stream_seqmap m WHERE stage_rejects.seq = m.seq
             """)
             self.crash_hook("before_archive_commit")
-            counts = ing.commit() if new_api else ing.commit(base, last_closed)
+            counts = ing.commit()
             self.crash_hook("after_archive_commit")
             end = base + len(ordered) - 1
             self._archived_hi = max(self._archived_hi, end)
@@ -321,8 +320,6 @@ class Closer:
             rejected = con.execute(f"""
                 SELECT arrival_seq - {base}, reason, detail, event_id, event_type FROM rejected_events
                 WHERE arrival_seq BETWEEN {base} AND {end} ORDER BY arrival_seq""").fetchall()
-        finally:
-            con.unregister("stream_seqmap")
         self._save_partitions(ranges, maxima)
         rep.inputs, rep.accepted, rep.duplicates = counts.inputs, counts.accepted, counts.duplicates
         rep.rejected, rep.pings, rep.by_reason = counts.rejected, counts.pings, dict(counts.by_reason)
@@ -404,10 +401,8 @@ class Closer:
         for r in results:
             cols = [c for c in SCORE_COLUMNS if c in r.scores.columns]
             # a node paid from several pools keeps the last row's amount (as a dict would)
-            paid = pl.DataFrame({"node_id": [row[1] for row in r.rewards],
-                                 "amount_base_units": pl.Series([row[3] for row in r.rewards], dtype=pl.Int64)},
-                                schema={"node_id": pl.String, "amount_base_units": pl.Int64})
-            paid = paid.unique(subset="node_id", keep="last", maintain_order=True)
+            paid = r.rewards.select("node_id", "amount_base_units").unique(subset="node_id", keep="last",
+                                                                           maintain_order=True)
             frame = (r.scores.select(["node_id", *cols])
                      .join(paid, on="node_id", how="left", maintain_order="left")
                      .select(pl.lit("epoch_closed").alias("kind"), pl.lit(r.reward_epoch).alias("reward_epoch"),
@@ -438,19 +433,16 @@ class Closer:
         if rows:
             published = pl.DataFrame({"decision_id": [r[0] for r in rows], "status": [r[5] for r in rows]},
                                      schema={"decision_id": pl.String, "status": pl.String})
-            self.con.register("stream_slashes_sent", published)
-            try:
+            with store.registered(self.con, "stream_slashes_sent", published):
                 self.con.execute("INSERT INTO stream_published_slashes SELECT decision_id, status"
                                  " FROM stream_slashes_sent ON CONFLICT (decision_id)"
                                  " DO UPDATE SET status = excluded.status")
-            finally:
-                self.con.unregister("stream_slashes_sent")
 
     def _epoch_ready(self, wm: int) -> bool:
         """Will `close_ready_epochs(watermark_us=wm)` close an epoch? (Arithmetic once an
         epoch has closed; before that the store says where the first epoch is.)"""
         if self.last_closed is not None:
-            return get_epoch_end_us(self.last_closed + 1, self.cfg) <= wm
+            return is_epoch_ready(self.last_closed + 1, wm, self.cfg)
         return bool(get_ready_epochs(self.con, self.cfg, wm))
 
     def _publish_node_slots(self) -> int:
@@ -515,22 +507,12 @@ class Closer:
 
 
 # ----------------------------------------------------------------------------------------
-# the engine's ingest, as it is today
+# the edge's own rejections, and the warm-up
 # ----------------------------------------------------------------------------------------
-
-def _make_ingestor(con, cfg, base: int, last_closed, crash_hook=None):
-    """An Ingestor continuing the store's arrival order (both forms of its API)."""
-    params = inspect.signature(Ingestor.__init__).parameters
-    if "base_seq" in params:
-        return Ingestor(con, cfg, base_seq=base, last_closed=last_closed, crash_hook=crash_hook), True
-    return Ingestor(con, cfg), False
-
 
 def _stage_edge_rejection(ing: Ingestor, m: Message) -> None:
     """A message the live edge rejected (from_future) as one input of the run, rejected with its
     reason, so that the run's counts still add up. Uses the Ingestor's reject staging."""
-    from epochal.ingest import RAW_KEEP_BYTES
-
     event_id = event_type = None
     try:
         obj = orjson.loads(m.value)
@@ -553,10 +535,6 @@ def warm_up(cfg: RulesetConfig = RULESET_V1) -> float:
     that the first real micro-batch does not pay the first use of the ingest and close code
     (imports, query planning, polars and Arrow paths): about 0.3 s, once, at start-up while
     the consumer group is still forming. Returns the seconds it took."""
-    import tempfile
-
-    from streams.segments import now_us
-
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="epochal-warm-up-") as tmp:
         closer = Closer.open(Path(tmp) / "warm.duckdb", Path(tmp) / "segments", cfg=cfg)

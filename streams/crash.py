@@ -4,7 +4,7 @@
 `EPOCHAL_STREAMS_CRASH`, the replay's `EPOCHAL_REPLAY_CRASH`) kills this process the n-th time it
 reaches <point>. Unset, it does nothing. The points are named where they are called:
 
-- the engine's ingest (`epochal.ingest.Ingestor`; a run is undone unless its last commit
+- the engine's ingest (`store.ingest.Ingestor`; a run is undone unless its last commit
   happened): after_ingest_open (the run's open mark committed, nothing of it written yet),
   after_ping_flush (a bounded batch of the run's pings committed, the run still open)
   and before_ingest_commit (every row of the run written and checked, its last COMMIT not reached);

@@ -61,7 +61,9 @@ import numpy as np
 import orjson
 import polars as pl
 
-from scoring.hardware import compute_hw_verdict, compute_hw_verdict_column, is_benchmark_fresh
+from payouts.carry import typed_select
+from scoring.hardware import compute_hw_verdict, compute_hw_verdict_column, is_benchmark_fresh, latest_benchmark_sql
+from scoring.registration import first_registration_sql
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from scoring.timing import compute_reward_epoch, compute_slot, get_epoch_end_us
 from scoring.uptime import (
@@ -71,7 +73,10 @@ from scoring.uptime import (
     compute_streak_states_np,
     compute_up_slots,
     compute_uptime_ratio,
+    slot_bitmap_sql,
 )
+from store.db import fetch_polars, registered
+from streams.outputs import default_partition
 
 log = logging.getLogger("epochal.streams")
 
@@ -236,20 +241,19 @@ def get_slot_updates(con, lo: int, hi: int, drop: int | None) -> pl.DataFrame:
     bits, count, latest time; of a closed epoch only the pings its close counted. With the
     node's streak state at the end of `drop` (its score row there, or the start state when it
     has none, as the close reads it)."""
-    from epochal.store import fetch_polars
-
     drop = -1 if drop is None else int(drop)
     return fetch_polars(con, f"""
         WITH d AS (
             SELECT p.node_id, p.reward_epoch,
-                   bit_or(CASE WHEN p.reachable THEN 1::UBIGINT << p.slot::INTEGER ELSE 0::UBIGINT END)::BIGINT AS bits,
+                   {slot_bitmap_sql("p.slot", "p.reachable")}::BIGINT AS bits,
                    count(*) AS pings, max(p.occurred_at_us) AS last_ping_us
             FROM archive_pings p LEFT JOIN reward_epochs r ON r.reward_epoch = p.reward_epoch
             WHERE p.arrival_seq BETWEEN {int(lo)} AND {int(hi)} AND p.reward_epoch > {drop}
               AND (r.reward_epoch IS NULL OR p.arrival_seq <= r.input_arrival_seq)
             GROUP BY ALL)
         SELECT d.node_id, d.reward_epoch, d.bits, d.pings, d.last_ping_us,
-               coalesce(s.streak_slots, 0) AS c_streak, coalesce(s.streak_prev_up, false) AS c_up
+               coalesce(s.streak_slots, {STREAK_START.streak_slots}) AS c_streak,
+               coalesce(s.streak_prev_up, {str(STREAK_START.prev_up).lower()}) AS c_up
         FROM d LEFT JOIN node_epoch_scores s ON s.reward_epoch = {drop} AND s.node_id = d.node_id
         ORDER BY d.node_id, d.reward_epoch
     """)
@@ -258,29 +262,26 @@ def get_slot_updates(con, lo: int, hi: int, drop: int | None) -> pl.DataFrame:
 def get_hw_updates(con, lo: int, hi: int, cfg: RulesetConfig = RULESET_V1) -> list[tuple]:
     """(node, bench_at_us, event_id, verdict) of the latest benchmark of every node a benchmark
     or a registration of which was archived in [lo, hi], judged against the node's first
-    registration by `compute_hw_verdict` (the close's tables, for those nodes only: this
-    replaces the close's temp tables, so it runs between close passes, as the closer calls it)."""
-    from payouts.close import create_close_tables
-
+    registration by `compute_hw_verdict` (the typed events of payouts/carry.py, for those nodes only)."""
     nodes = con.execute(f"""
         SELECT DISTINCT node_id FROM archive_events
         WHERE arrival_seq BETWEEN {int(lo)} AND {int(hi)} AND event_type IN ('benchmark', 'node.registered')
     """).fetchall()
     if not nodes:
         return []
-    live_hw_nodes = pl.DataFrame({"node_id": [n for (n,) in nodes]}, schema={"node_id": pl.String})  # noqa: F841
-    con.register("live_hw_nodes", live_hw_nodes)
-    try:
-        create_close_tables(con, 0, hi, cfg, only_nodes="live_hw_nodes")
-    finally:
-        con.unregister("live_hw_nodes")
-    rows = con.execute("""
-        WITH latest AS (
-            SELECT node_id, arg_max(event_id, (occurred_at_us, event_id)) AS event_id FROM close_bench GROUP BY node_id)
-        SELECT b.node_id, b.occurred_at_us, b.event_id, r.gpu_model, r.gpu_count,
-               b.fp32_tflops, b.mem_bandwidth_gbps, b.vram_gb, b.gpu_count
-        FROM latest JOIN close_bench b USING (node_id, event_id) LEFT JOIN close_reg r USING (node_id)
-    """).fetchall()
+    frame = pl.DataFrame({"node_id": [n for (n,) in nodes]}, schema={"node_id": pl.String})
+    ours = f"arrival_seq <= {int(hi)} AND node_id IN (SELECT node_id FROM live_hw_nodes)"
+    with registered(con, "live_hw_nodes", frame):
+        rows = con.execute(f"""
+            WITH bench AS ({typed_select("benchmarks", ours)}
+            ), regs AS ({typed_select("registrations", ours)}
+            ), latest AS ({latest_benchmark_sql("bench")}
+            ), first AS ({first_registration_sql("regs")})
+            SELECT b.node_id, b.occurred_at_us, b.event_id, r.gpu_model, r.gpu_count,
+                   b.fp32_tflops, b.mem_bandwidth_gbps, b.vram_gb, b.gpu_count
+            FROM latest JOIN bench b USING (node_id, event_id)
+            LEFT JOIN (SELECT r.* FROM first f JOIN regs r USING (node_id, event_id)) r USING (node_id)
+        """).fetchall()
     out = []
     for node, at_us, event_id, model, claimed, fp32, bw, vram, found in rows:
         verdict, _ratio = compute_hw_verdict(model, claimed, fp32, bw, vram, found, cfg)
@@ -406,8 +407,6 @@ class LiveCache:
 
 def partition_of_node(sink, kind: str = "node-slots"):
     """The partition of a node's updates: the one a producer keyed by node_id would pick."""
-    from streams.outputs import default_partition
-
     n = sink.n_partitions(kind)
     cache: dict[str, int] = {}
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -31,8 +30,8 @@ from scoring.ruleset import RULESET_V1
 from streams import live
 from streams.broker import (DEFAULT_PARTITIONS, ensure_topics, faust_app_settings, node_slots_topic, stop_process,
                             topic_partitions)
-
-log = logging.getLogger("epochal.streams")
+from streams.logs import log, setup_logging
+from streams.outputs import OutputSink
 
 PINGS_TOPIC = "epochal.pings"
 
@@ -99,9 +98,7 @@ def stop_live_process(proc: subprocess.Popen | None, timeout_s: float = 15.0) ->
 def build_live_app(cfg: LiveConfig, cache_holder: dict):
     """The live app: the Table, its agent on `<group>.node-slots` (concurrency 1), the snapshot
     timer, the status file and the parent watch."""
-    import faust
-
-    from streams.outputs import OutputSink
+    import faust  # faust costs ~1 s to import: only the live Table's process needs it
 
     app = faust.App(cfg.app_id, **faust_app_settings(cfg.bootstrap, cfg.session_timeout_s))
     table = app.Table(live.TABLE_NAME, partitions=cfg.partitions, help="per-node live state (a cache: streams.live)")
@@ -147,11 +144,9 @@ def build_live_app(cfg: LiveConfig, cache_holder: dict):
 
 
 def run_live_worker(cfg: LiveConfig) -> int:
-    from faust import Worker
+    from faust import Worker  # (see build_live_app)
 
-    from streams.worker import _setup_logging
-
-    _setup_logging(logging.DEBUG if os.environ.get("EPOCHAL_STREAMS_DEBUG") else logging.INFO)
+    setup_logging()
     if cfg.niceness:
         try:
             os.nice(cfg.niceness)

@@ -41,7 +41,7 @@ def _json(obj) -> bytes:
 
 def default_partition(key: bytes, n: int) -> int:
     """The Java client's (and kafka-python's, aiokafka's) partition of a keyed record."""
-    from aiokafka.partitioner import murmur2
+    from aiokafka.partitioner import murmur2  # aiokafka loads on first use: the closer's tests run without Kafka
 
     return (murmur2(key) & 0x7FFFFFFF) % n
 
@@ -75,7 +75,7 @@ class OutputSink:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout or self.timeout_s)
 
     async def _start(self, bootstrap: str):
-        from aiokafka import AIOKafkaProducer
+        from aiokafka import AIOKafkaProducer  # (see default_partition)
 
         p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
                              max_batch_size=self.batch_bytes, max_request_size=8 << 20,

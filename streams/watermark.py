@@ -4,7 +4,7 @@ Pure: no Kafka, no store, no clock of its own. The caller says which partitions 
 each delivered (its highest accepted ping time, if any) and when (a wall-clock time in
 seconds, read by the caller); `current(now)` answers the watermark an epoch close may use:
 
-    min over the active partitions of (that partition's highest ping time) − allowed lateness
+    compute_watermark_us(min over the active partitions of that partition's highest ping time)
 
 A partition is active unless it has delivered no message for `idle_s` (60 s) of wall-clock
 time while another partition has (Flink's idleness, judged in processing time; the rules never
@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.timing import compute_watermark_us
+
 IDLE_S = 60.0
-ALLOWED_LATENESS_US = 300 * 1_000_000
 
 
 @dataclass
@@ -30,9 +32,9 @@ class PartitionState:
 
 
 class PartitionWatermark:
-    def __init__(self, idle_s: float = IDLE_S, lateness_us: int = ALLOWED_LATENESS_US) -> None:
+    def __init__(self, cfg: RulesetConfig = RULESET_V1, idle_s: float = IDLE_S) -> None:
+        self.cfg = cfg
         self.idle_s = idle_s
-        self.lateness_us = lateness_us
         self.partitions: dict[int, PartitionState] = {}
         self._value: int | None = None
 
@@ -70,7 +72,7 @@ class PartitionWatermark:
         if act:
             maxima = [self.partitions[p].max_ping_us for p in act]
             if all(m is not None for m in maxima):
-                candidate = min(maxima) - self.lateness_us  # type: ignore[type-var]
+                candidate = compute_watermark_us(min(maxima), self.cfg)  # type: ignore[type-var]
                 if self._value is None or candidate > self._value:
                     self._value = candidate
         return self._value

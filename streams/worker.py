@@ -55,15 +55,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epochal import store
+import store.db as store
 from scoring.ruleset import RULESET_V1
 from streams.broker import INPUT_TOPICS, faust_app_settings, node_slots_topic
 from streams.closer import PINGS_TOPIC, Closer, warm_up
 from streams.crash import CrashHook
+from streams.live_worker import LiveConfig, prepare_live_topics, start_live_process, stop_live_process
+from streams.logs import log, setup_logging
+from streams.outputs import OutputSink
 from streams.segments import Message, now_us, write_segment
 from streams.take import take_batches
 
-log = logging.getLogger("epochal.streams")
 
 
 @dataclass
@@ -169,7 +171,7 @@ class Pipeline:
             return
         self._partitions_at = time.monotonic()
         try:
-            from kafka import KafkaConsumer
+            from kafka import KafkaConsumer  # kafka-python: only for the partition metadata, once a minute
 
             c = KafkaConsumer(bootstrap_servers=self.cfg.bootstrap, client_id="epochal-meta",
                               request_timeout_ms=10000)
@@ -289,7 +291,7 @@ def _guarded(fn, *args):
 
 
 def _first_message_sensor():
-    from faust.sensors import Sensor
+    from faust.sensors import Sensor  # faust is imported by the worker process only (see run_worker)
 
     class FirstMessage(Sensor):
         """Notes when the first message reached the ingest stream (the throughput figures
@@ -310,7 +312,7 @@ def _first_message_sensor():
 
 def build_app(cfg: WorkerConfig, pipeline: Pipeline):
     """The faust app: the ingest agent and the tick (no Table: see the module's docstring)."""
-    import faust
+    import faust  # imported by the worker process only (see run_worker)
 
     app = faust.App(cfg.group, **faust_app_settings(cfg.bootstrap, cfg.session_timeout_s),
                     consumer_max_fetch_size=cfg.fetch_bytes_per_partition)
@@ -340,21 +342,10 @@ def build_app(cfg: WorkerConfig, pipeline: Pipeline):
     return app
 
 
-def _setup_logging(level: int) -> None:
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("%(asctime)s [epochal.streams] %(levelname)s %(message)s"))
-    log.handlers[:] = [h]
-    log.setLevel(level)
-    log.propagate = False
-
-
 def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
-    from faust import Worker
+    from faust import Worker  # faust costs ~1 s to import: only the worker process itself needs it
 
-    from streams.live_worker import LiveConfig, prepare_live_topics, start_live_process, stop_live_process
-    from streams.outputs import OutputSink
-
-    _setup_logging(logging.DEBUG if os.environ.get("EPOCHAL_STREAMS_DEBUG") else logging.INFO)
+    setup_logging()
     if cfg.gil_switch_interval_s:
         sys.setswitchinterval(cfg.gil_switch_interval_s)
     cfg.seg_dir.mkdir(parents=True, exist_ok=True)

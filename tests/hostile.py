@@ -276,7 +276,7 @@ def check_store(db, expected_inputs: int) -> None:
     """The fuzz invariants on a store: the runs' inputs are the inputs sent and add up (accepted +
     exact duplicates + rejected), the archive holds the accepted ones and rejected_events the
     rejected ones, no event id is accepted twice, and every closed epoch verifies."""
-    from epochal.store import connect
+    from store.db import connect
     from epochal.verify import verify_epoch
 
     con = connect(db, create=False, read_only=True)

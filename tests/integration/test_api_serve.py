@@ -44,7 +44,7 @@ def test_serves_while_the_store_is_held_and_shows_newly_published_epochs(tmp_pat
 
     server = Server(["--db", str(db)], work / "serve.log")
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        from epochal.store import connect
+        from store.db import connect
         con = connect({str(db)!r})  # read-write: DuckDB's lock keeps every other process out
         print("held", flush=True)
         import sys; sys.stdin.read()

@@ -25,7 +25,7 @@ import pytest
 
 from epochal.cli_common import shown
 from epochal.replay import replay
-from epochal.store import connect
+from store.db import connect
 from epochal.verify import verify_epoch
 from eventkit import SPEC, EventKit, honest_network, ms
 from payouts.close import close_ready_epochs
@@ -107,7 +107,7 @@ def clean(network, tmp_path_factory):
 
 KILL_BETWEEN_PINGS_AND_EVENTS = textwrap.dedent("""
     import os, signal, sys
-    import epochal.ingest as ingest
+    import store.ingest as ingest
     ingest.FLUSH_PING_ROWS = 300  # the pings are written in several batches while the file is read
     classify = ingest.Ingestor._classify
     def killed_at_the_other_events(self, inputs, *args, **kw):
@@ -444,8 +444,8 @@ def test_a_broken_link_inside_a_folder_is_one_sentence(network, tmp_path):
 def test_a_file_that_fails_while_it_is_read_stores_nothing(network, tmp_path, monkeypatch):
     """An error in the middle of a run (here: a file replaced by a folder once staging began)
     rolls the whole run back."""
-    import epochal.ingest as ingest
-    from epochal.sources import SourceError
+    import store.ingest as ingest
+    from store.sources import SourceError
 
     _, path = network
     second = tmp_path / "second.jsonl"

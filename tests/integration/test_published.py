@@ -251,7 +251,7 @@ def test_readers_see_only_manifested_epochs(replayed, tmp_path):
 
 HOLDER = """
 import sys, time
-from epochal.store import connect
+from store.db import connect
 from store.published import publish_pending
 con = connect(sys.argv[1])            # the writer's lock, held until stdin closes
 con.execute("CREATE TABLE IF NOT EXISTS holder_was_here (x INTEGER)")

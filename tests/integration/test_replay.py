@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from epochal.replay import replay
-from epochal.store import connect
+from store.db import connect
 from epochal.verify import verify_epoch
 from eventkit import EventKit, honest_network, ms
 from payouts.emission import compute_emission
@@ -98,7 +98,7 @@ def test_closing_again_is_a_no_op(network, tmp_path):
     from payouts.close import close_epoch
 
     con = connect(db)
-    close_epoch(con, 3, 0)
+    close_epoch(con, 3)
     con.close()
     assert output_tables(db) == before
 

@@ -30,7 +30,7 @@ import duckdb
 import pytest
 
 from epochal.replay import replay
-from epochal.store import connect
+from store.db import connect
 from epochal.verify import verify_epoch
 from eventkit import EventKit, honest_network, ms
 from tablecheck import output_tables
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FLUSH_ROWS = 300  # pings per flush inside the run (the engine's is 1,000,000)
 RUN = textwrap.dedent(f"""
     import sys
-    import epochal.ingest as ingest
+    import store.ingest as ingest
     ingest.FLUSH_PING_ROWS = {FLUSH_ROWS}
     from epochal.cli import main
     main(sys.argv[1:])

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from epochal.replay import replay
-from epochal.store import connect
+from store.db import connect
 from epochal.verify import verify_epoch
 from eventkit import SPEC, EventKit, ms
 from scoring.slashing import compute_decision_id

@@ -34,6 +34,7 @@ import pytest
 
 from conftest_streams import WorkerProc, archived_all, kafka_broker, wait_until  # noqa: F401 (fixture)
 from tablecheck import output_tables
+from scoring.ruleset import RULESET_V1
 
 pytestmark = [pytest.mark.slow]
 
@@ -422,7 +423,7 @@ def test_live_snapshots_agree_with_the_archive(single_run, kafka_broker):
     streak is the stored one where the node's last ping lies in the epoch's last slot (before
     that the live streak runs to the latest ping only), and its hardware verdict is the stored
     one where the node's latest benchmark came before the epoch's end."""
-    from scoring.ruleset import RULESET_V1
+
     from scoring.timing import compute_slot, get_epoch_end_us
 
     db = single_run["db"]
@@ -577,18 +578,19 @@ def test_two_workers_same_outputs(kafka_broker, published, single_run, tmp_path_
 def test_watermark_min_over_partitions_idle_excluded_monotone():
     from streams.watermark import PartitionWatermark
 
-    wm = PartitionWatermark(idle_s=60, lateness_us=300)
+    wm = PartitionWatermark(RULESET_V1, idle_s=60)
+    lag = RULESET_V1.allowed_lateness_s * 1_000_000
     wm.set_partitions([0, 1], now_s=0)
-    wm.observe(0, 1.0, 10_000)
+    wm.observe(0, 1.0, 10_000 * lag)
     assert wm.current(1.0) is None  # partition 1 has delivered nothing yet: it holds back
-    wm.observe(1, 2.0, 4_000)
-    assert wm.current(2.0) == 4_000 - 300  # the slow partition decides
-    wm.observe(0, 50.0, 20_000)
-    assert wm.current(61.9) == 4_000 - 300  # partition 1 silent for < 60 s
-    assert wm.current(62.1) == 20_000 - 300  # ... then left out while partition 0 delivers
-    wm.observe(1, 70.0, 5_000)  # comes back behind: the watermark does not go down
-    assert wm.current(70.0) == 20_000 - 300
-    assert wm.current(500.0) == 20_000 - 300  # all idle: it stays
+    wm.observe(1, 2.0, 4_000 * lag)
+    assert wm.current(2.0) == 4_000 * lag - lag  # the slow partition decides
+    wm.observe(0, 50.0, 20_000 * lag)
+    assert wm.current(61.9) == 4_000 * lag - lag  # partition 1 silent for < 60 s
+    assert wm.current(62.1) == 20_000 * lag - lag  # ... then left out while partition 0 delivers
+    wm.observe(1, 70.0, 5_000 * lag)  # comes back behind: the watermark does not go down
+    assert wm.current(70.0) == 20_000 * lag - lag
+    assert wm.current(500.0) == 20_000 * lag - lag  # all idle: it stays
 
 
 def test_from_future_edge_check():
@@ -728,8 +730,8 @@ def test_live_updates_round_trip_by_partition_with_awkward_ids_and_the_older_for
 def test_from_future_judged_in_the_ingest_as_the_edge_reference_judges_it(tmp_path):
     """The closer's columnar from_future check (inside the ingest) rejects exactly the valid
     messages the scalar reference `edge_check` flags, with the same reason, and accepts the rest."""
-    from epochal.ingest import Ingestor
-    from epochal.store import connect
+    from store.ingest import Ingestor
+    from store.db import connect
     from streams.segments import Message, edge_check
 
     now_us = int(time.time() * 1e6)

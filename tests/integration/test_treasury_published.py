@@ -27,7 +27,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from chainkit import RpcShim
-from epochal import store
+import store.db as store
 from epochal.cli import main
 from payouts import transactions as txb
 from payouts.chain import LiteSVMChain, RpcChain

@@ -94,3 +94,18 @@ def test_permutation_invariance_holds_for_a_large_random_tie_heavy_pool():
         items = list(ws.items())
         rnd.shuffle(items)
         assert allocate_pool(1_000_003, dict(items)).shares == base
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.integers(0, 1000), st.integers(0, 10**10), st.integers(0, 2**50), st.integers(0, 2**63 - 1)),
+       st.dictionaries(node_ids, st.one_of(weight, st.integers(0, 2**62)), max_size=30))
+def test_the_array_form_gives_the_reference_shares(pool, ws):
+    """`allocate_pool_np` (the close's) is `allocate_pool`, ties by node_id byte order included."""
+    import numpy as np
+
+    from payouts.allocation import allocate_pool_np
+
+    ids = sorted(ws, key=str.encode)
+    shares, unallocated = allocate_pool_np(pool, ids, np.array([ws[i] for i in ids], dtype=np.int64))
+    ref = allocate_pool(pool, ws)
+    assert shares.tolist() == [ref.shares[i] for i in ids] and unallocated == ref.unallocated_base_units

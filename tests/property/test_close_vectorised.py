@@ -1,9 +1,13 @@
-"""The close's vectorised forms held to their scalar references (payouts/close.py, §8, §9):
+"""The close's vectorised forms held to their scalar references (payouts/ledger.py,
+payouts/gather.py, §8, §9):
 
-- the stake ledger over columns (`get_stake_frame` + `compute_stake_ledger_parts`) gives the
+- the stake ledger over columns (`carry.prepare`'s deposits and balances, `get_stake_frame`,
+  `compute_stake_ledger_parts`) gives the
   entries of `compute_stake_ledger_entries` over the stake events and balances;
 - the reward ledger over columns (`compute_ledger_parts`) gives those of `compute_ledger_entries`;
-- entry ids and refs hashed in DuckDB are hashlib's sha256 of "<e>|<kind>|<subject>";
+- entry ids hashed by the store as it writes them (`entry_id_sql`) and the refs of
+  `compute_ledger_frame` are `compute_entry_id` (hashlib's sha256 of "<e>|<kind>|<subject>") and
+  `compute_entry_ref`;
 - the benchmarks `gather_slash_inputs` hands the rules (its SQL pre-selection of those that can
   be fraud) give the same fraud candidates as every benchmark with every registration.
 """
@@ -17,18 +21,19 @@ import orjson
 import polars as pl
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from epochal import store
+import store.db as store
 from payouts.allocation import allocate_pool
-from payouts.close import (
+from payouts.carry import prepare
+from payouts.gather import gather_slash_inputs, get_stake_frame
+from payouts.ledger import (
     ACCOUNT_STAKE,
+    LEDGER_PARTS_SCHEMA,
     compute_ledger_entries,
     compute_ledger_frame,
     compute_ledger_parts,
     compute_stake_ledger_entries,
     compute_stake_ledger_parts,
-    gather_slash_inputs,
-    get_stake_frame,
-    ledger_parts_from_entries,
+    entry_id_sql,
 )
 from scoring.hardware import MODELS_BY_KEY
 from scoring.ruleset import RULESET_V1 as CFG
@@ -57,19 +62,33 @@ def memory_store():
 
 def insert_events(con, rows: list[tuple]) -> None:
     """rows: (event_id, event_type, node_id, occurred_at_us, payload dict)."""
-    frame = pl.DataFrame(  # noqa: F841
+    frame = pl.DataFrame(
         [(seq, eid, et, node, at, (at - CFG.genesis_us) // HOUR_US, False, orjson.dumps(p, option=orjson.OPT_SORT_KEYS).decode(), "x")
          for seq, (eid, et, node, at, p) in enumerate(rows)], orient="row",
         schema=[("arrival_seq", pl.Int64), ("event_id", pl.String), ("event_type", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("reward_epoch", pl.Int64), ("late", pl.Boolean),
                 ("payload", pl.String), ("digest", pl.String)])
     if rows:
-        con.execute("INSERT INTO archive_events SELECT * FROM frame")
+        with store.registered(con, "test_events", frame):
+            con.execute("INSERT INTO archive_events SELECT * FROM test_events")
 
 
-def as_tuples(frame: pl.DataFrame) -> list[tuple]:
-    return frame.select("entry_id", "debit_account", "credit_account", "amount_base_units", "reward_epoch",
-                        "ref").rows()
+def as_tuples(ledger: pl.DataFrame) -> list[tuple]:
+    """The rows of a close's ledger frame as the store writes them (keys hashed by
+    `entry_id_sql`), in the frame's order."""
+    con = store.connect(":memory:")
+    with store.registered(con, "ledger", ledger.with_row_index("pos")):
+        return con.execute(f"SELECT {entry_id_sql()}, debit_account, credit_account, amount_base_units, reward_epoch,"
+                           " ref FROM ledger ORDER BY pos").fetchall()
+
+
+def ledger_parts_from_entries(entries) -> pl.DataFrame:
+    """(kind, subject, …) parts of ledger tuples written by the scalar functions."""
+    rows = []
+    for entry_id, debit, credit, amount, e, ref in entries:
+        _, _, kind, subject = ref.split(":", 3)
+        rows.append((kind, subject, debit, credit, amount))
+    return pl.DataFrame(rows, orient="row", schema=LEDGER_PARTS_SCHEMA)
 
 
 stake_event = st.tuples(st.sampled_from(NODES), st.integers(0, 2 * (E + 2)), st.integers(0, 10**12),
@@ -99,14 +118,16 @@ def test_the_stake_ledger_columns_give_the_scalar_entries(events, balances, deci
 
     con = memory_store()
     insert_events(con, rows)
-    ledger = pl.DataFrame(  # noqa: F841
+    ledger = pl.DataFrame(
         [(f"b-{n}", "external:stake_deposits", ACCOUNT_STAKE.format(node_id=n), b, E - 1, "r") for n, b in balances.items()],
         orient="row", schema=[("entry_id", pl.String), ("debit_account", pl.String), ("credit_account", pl.String),
                               ("amount_base_units", pl.Int64), ("reward_epoch", pl.Int64), ("ref", pl.String)])
     if balances:
-        con.execute("INSERT INTO ledger_entries SELECT * FROM ledger")
-    frame = get_stake_frame(con, E, 10**9, CFG)
-    got = compute_ledger_frame(E, compute_stake_ledger_parts(E, frame, outcome, CFG))
+        with store.registered(con, "test_ledger", ledger):
+            con.execute("INSERT INTO ledger_entries SELECT * FROM test_ledger")
+    prepare(con, E, 10**9, CFG)  # the state from the archive alone (nothing carried)
+    frame = get_stake_frame(con)
+    got = compute_ledger_frame(E, compute_stake_ledger_parts(E, frame, outcome))
     assert as_tuples(got) == reference
 
 
@@ -124,8 +145,10 @@ def test_the_reward_ledger_columns_give_the_scalar_entries(weights, pools):
             amounts[i] = allocations[name].shares[node_ids[i]]
     paid = np.flatnonzero(amounts > 0)
     rewards = [(E, node_ids[i], pool_of[i], int(amounts[i]), "w") for i in paid]
-    reference = compute_ledger_entries(E, pools[0], pools[1], rewards, allocations)
-    parts = compute_ledger_parts(pools[0], pools[1], node_ids, pool_of, amounts, paid, allocations)
+    unallocated = {name: a.unallocated_base_units for name, a in allocations.items()}
+    reference = compute_ledger_entries(E, pools[0], pools[1], rewards, unallocated)
+    parts = compute_ledger_parts({"enterprise": pools[0], "community": pools[1]}, node_ids, pool_of, amounts,
+                                 unallocated)
     assert as_tuples(compute_ledger_frame(E, parts)) == reference
 
 

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from epochal.ingest import Ingestor
-from epochal.store import connect
+from store.ingest import Ingestor
+from store.db import connect
 from scoring.events import Accepted, Ping, parse_line, time_raw_json
 
 GOOD_TIMES = [1767225600000, 1767225600001, 1767229199999, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5Z",
@@ -323,7 +323,7 @@ def test_crafted_batches_are_judged_as_the_reference_judges_them(tmp_path, text,
 
 
 def _batch_envelope(batch) -> str:
-    from epochal.ingest import _batch_envelope_payload
+    from store.ingest import _batch_envelope_payload
 
     return _batch_envelope_payload(batch)
 

@@ -30,9 +30,9 @@ def test_shuffled_split_and_duplicated_inputs_give_identical_outputs(tmp_path_fa
                                                                       flush_rows):
     # flush_rows: pings are archived in batches while files are read; small batches put
     # duplicates and their originals in different flushes
-    import epochal.ingest
+    import store.ingest
 
-    epochal.ingest.FLUSH_PING_ROWS = flush_rows
+    store.ingest.FLUSH_PING_ROWS = flush_rows
     tmp = tmp_path_factory.mktemp("inv")
     expected = reference_tables(tmp_path_factory.mktemp("ref"))
     rng = random.Random(seed)
@@ -47,7 +47,7 @@ def test_shuffled_split_and_duplicated_inputs_give_identical_outputs(tmp_path_fa
     report = replay(paths, db)
     assert report.counts.adds_up()
     assert report.counts.rejected == 1  # the second registration, whatever the order
-    epochal.ingest.FLUSH_PING_ROWS = 1_000_000
+    store.ingest.FLUSH_PING_ROWS = 1_000_000
     assert output_tables(db) == expected
 
 
@@ -73,4 +73,4 @@ def test_conservation_holds_in_every_closed_epoch(tmp_path_factory, seed):
     for r in report.closed:
         row = r.epoch_row
         assert row["allocated_base_units"] + row["unallocated_base_units"] == row["emission_base_units"]
-        assert all(x[3] > 0 for x in r.rewards)
+        assert (r.rewards["amount_base_units"] > 0).all()

@@ -17,9 +17,13 @@ pings, computed only when its id is contested), a ping's own columns.
 from __future__ import annotations
 
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
+import polars as pl
 
 from scoring.invariants import invariant
 
@@ -54,6 +58,17 @@ CREATE TABLE IF NOT EXISTS archive_events (
     late BOOLEAN NOT NULL,
     payload VARCHAR NOT NULL,
     digest VARCHAR  -- NULL for a ping.batch: computed from its archived pings when its id is contested
+);
+
+-- Per (ping flush of the ingest, reward epoch): the archived pings' count and the XOR of their
+-- md5(event_id), written with the pings in their transaction, so that a close reads its inputs'
+-- digest (reward_epochs.input_events_sha256) instead of hashing millions of ids. Every ping of a
+-- flush has arrival_seq <= last_arrival_seq, and a close's cutoff always falls between flushes.
+CREATE TABLE IF NOT EXISTS archive_ping_digests (
+    reward_epoch BIGINT NOT NULL,
+    last_arrival_seq BIGINT NOT NULL,
+    pings BIGINT NOT NULL,
+    digest UHUGEINT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS rejected_events (
@@ -215,6 +230,9 @@ ALTER TABLE archive_events ALTER COLUMN digest DROP NOT NULL;
 """
 
 
+PING_DIGESTS_SINCE = "ping_digests_since"  # engine_meta: the first arrival_seq archive_ping_digests covers
+
+
 class StoreError(Exception):
     """A store that cannot be opened (a user's mistake, reported in one sentence)."""
 
@@ -287,11 +305,16 @@ def connect(db: str | os.PathLike | None, *, create: bool = True, read_only: boo
         # A bounded memory footprint: DuckDB spills to disk beyond this, so peak RSS stays flat.
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute("SET preserve_insertion_order = true")
+        # Queries name every frame they read (`registered`): a Python local is never read by its
+        # variable name, so renaming one cannot silently break a query.
+        con.execute("SET python_enable_replacements = false")
         if not read_only:
             con.execute(SCHEMA)
             con.execute(MIGRATIONS)
             if get_meta(con, STORE_MARK[0]) != STORE_MARK[1]:
                 set_meta(con, *STORE_MARK)
+            if get_meta(con, PING_DIGESTS_SINCE) is None:  # the digests cover the pings archived from here on
+                set_meta(con, PING_DIGESTS_SINCE, str(next_arrival_seq(con)))
             undo_open_ingest_runs(con)  # the writer before this one may have died inside a run
     except BaseException:
         con.close()
@@ -356,6 +379,7 @@ def undo_open_ingest_runs(con) -> int:
         gone = 0
         for table in ("archive_pings", "archive_events", "rejected_events"):
             gone += con.execute(f"DELETE FROM {table} WHERE arrival_seq >= ?", [first]).fetchall()[0][0]
+        con.execute("DELETE FROM archive_ping_digests WHERE last_arrival_seq >= ?", [first])  # with their pings
         con.execute("DELETE FROM ingest_runs WHERE last_arrival_seq >= ?", [first])
         con.execute("DELETE FROM ingest_open")
         con.execute("COMMIT")
@@ -392,15 +416,22 @@ def next_arrival_seq(con) -> int:
     return int(row[0])
 
 
-def fetch_polars(con, sql: str, params=None):
+def fetch_polars(con, sql: str, params=None) -> pl.DataFrame:
     """A query's result as a polars DataFrame (through Arrow; works across DuckDB versions)."""
-    import polars as pl
-
-    import warnings
-
     cur = con.execute(sql, params) if params is not None else con.execute(sql)
     with warnings.catch_warnings():
         # DuckDB warns that Arrow output of an execute() result copies the rows once; the
         # relational API avoids it but cannot share a connection with pending execute() results.
         warnings.simplefilter("ignore", UserWarning)
         return pl.from_arrow(cur.to_arrow_table())
+
+
+@contextmanager
+def registered(con, name: str, frame) -> Iterator[str]:
+    """`frame` (polars, Arrow) visible to the connection's queries as the view `name` while the
+    block runs: queries name it explicitly, never a Python local by its variable name."""
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)

@@ -28,12 +28,13 @@ earlier run count as read first.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import orjson
 import polars as pl
 import pyarrow as pa
 
@@ -50,9 +51,12 @@ from scoring.events import (
     time_raw_json,
     time_to_us,
 )
-from epochal.sources import SourceError, shown_path
+from store.sources import SourceError, shown_path
 from scoring.invariants import invariant
+from scoring.registration import first_registration_sql
 from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.timing import compute_reward_epoch_sql, compute_slot_sql
+from store.db import last_closed_epoch, next_arrival_seq, open_ingest_run, registered, undo_open_ingest_runs
 
 BLOCK_BYTES = 32 << 20
 FLUSH_PING_ROWS = 1_000_000  # staged pings are archived in batches of about this many rows
@@ -106,7 +110,6 @@ PING_KEY_SQL = (
     "concat_ws('|', 'ping', node_id, occurred_at_raw, checker_id, reachable::VARCHAR,"
     " coalesce(rtt_ms::VARCHAR, 'null'))"
 )
-PING_DIGEST_SQL = f"md5({PING_KEY_SQL})"  # for callers that want a fixed-width form
 
 
 def _fast_path_sql(cfg: RulesetConfig) -> str:
@@ -295,9 +298,6 @@ def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
 def _prefetched(blocks: Iterator, depth: int = 2) -> Iterator:
     """Read and split the next blocks in a thread while DuckDB works on the current one
     (file reads and numpy release the GIL, and so does DuckDB)."""
-    import queue
-    import threading
-
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
@@ -367,8 +367,6 @@ class Ingestor:
         self.sources: list[str] = []
         self.fast_lines = 0  # lines typed by the SQL fast path (the rest went to parse_line)
         self._staged_pings = 0
-        from epochal.store import last_closed_epoch, next_arrival_seq, open_ingest_run
-
         # Arrival order continues the store's; epochs closed before this run make its events late.
         self._base_seq = next_arrival_seq(con) if base_seq is None else base_seq
         last = last_closed_epoch(con) if last_closed is None else last_closed
@@ -387,8 +385,6 @@ class Ingestor:
 
     def abort(self) -> None:
         """Give the run up: nothing of it stays in the store."""
-        from epochal.store import undo_open_ingest_runs
-
         if self._open:
             self._open = False
             try:
@@ -453,11 +449,10 @@ class Ingestor:
         # parallel, and one large batch would be one task
         chunk_df = pa.table({"seq": seqs, "line": _utf8_or_null(arr), "n": lengths})
         rows_per_batch = max(1, int(len(arr) * ARROW_BATCH_BYTES / max(1, int(lengths.sum()))))
-        chunk_df = pa.Table.from_batches(chunk_df.to_batches(max_chunksize=rows_per_batch))  # noqa: F841
+        chunk_df = pa.Table.from_batches(chunk_df.to_batches(max_chunksize=rows_per_batch))
         con = self.con
-        con.register("chunk_df", chunk_df)
         lo, hi = self.seq - n_all, self.seq - 1  # this block's seqs
-        try:
+        with registered(con, "chunk_df", chunk_df):
             con.execute(self._fast_sql)
             has_batches = con.execute(
                 """SELECT count(*) FROM chunk_df WHERE contains(line, '"event_type":"ping.batch"')""").fetchall()[0][0]
@@ -466,8 +461,6 @@ class Ingestor:
             else:
                 con.execute("CREATE OR REPLACE TEMP TABLE chunk_bh (seq BIGINT, j_id VARCHAR, j_node VARCHAR,"
                             " j_occ VARCHAR, j_chk VARCHAR, occ_us BIGINT, head_ok BOOLEAN, n_items BIGINT)")
-        finally:
-            con.unregister("chunk_df")
         bad = con.execute("SELECT DISTINCT seq FROM stage_pings WHERE batch_ok = false").fetchall()
         bad_seqs = ",".join(str(r[0]) for r in bad)
         if bad:  # a batch with a bad inner ping: all its pings go (the reference parser has it next)
@@ -526,9 +519,7 @@ class Ingestor:
             return
         if received is None:
             received = np.full(len(seqs), int(self.arrived_at_us), dtype=np.int64)
-        block_received = pa.table({"seq": seqs, "received_us": received})  # noqa: F841 (DuckDB reads it)
-        con.register("block_received", block_received)
-        try:
+        with registered(con, "block_received", pa.table({"seq": seqs, "received_us": received})):
             rows = con.execute(f"""
                 WITH t AS ({staged})
                 SELECT t.seq, max(t.occurred_at_us), any_value(r.received_us),
@@ -538,8 +529,6 @@ class Ingestor:
                 GROUP BY t.seq HAVING max(t.occurred_at_us) > any_value(r.received_us) + {skew_us}
                 ORDER BY t.seq
             """).fetchall()
-        finally:
-            con.unregister("block_received")
         if not rows:
             return
         future = ",".join(str(r[0]) for r in rows)
@@ -590,20 +579,23 @@ class Ingestor:
                 ("seq", pl.Int64), ("event_id", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("occurred_at_raw", pl.String), ("checker_id", pl.String),
                 ("reachable", pl.Boolean), ("rtt_ms", pl.Float64), ("batch_event_id", pl.String)])
-            con.execute("INSERT INTO stage_pings BY NAME SELECT * FROM df")
+            with registered(con, "slow_rows", df):
+                con.execute("INSERT INTO stage_pings BY NAME SELECT * FROM slow_rows")
             self._slow_pings = []
         if self._slow_events:
             df = pl.DataFrame(self._slow_events, orient="row", schema=[
                 ("seq", pl.Int64), ("event_id", pl.String), ("event_type", pl.String), ("node_id", pl.String),
                 ("occurred_at_us", pl.Int64), ("payload", pl.String)])
-            con.execute("INSERT INTO stage_events SELECT * FROM df")
+            with registered(con, "slow_rows", df):
+                con.execute("INSERT INTO stage_events SELECT * FROM slow_rows")
             self._slow_events = []
         if self._rejects:
             df = pl.DataFrame(self._rejects, orient="row", schema=[
                 ("seq", pl.Int64), ("reason", pl.String), ("detail", pl.String), ("raw", pl.String),
                 ("raw_bytes", pl.Int64), ("event_id", pl.String), ("event_type", pl.String),
                 ("topic", pl.String), ("source", pl.String)])
-            con.execute("INSERT INTO stage_rejects SELECT * FROM df")
+            with registered(con, "slow_rows", df):
+                con.execute("INSERT INTO stage_rejects SELECT * FROM slow_rows")
             self._rejects = []
 
     # -- classification and archive -------------------------------------------------------
@@ -752,12 +744,12 @@ class Ingestor:
 
     def _archive_events(self, where: str) -> None:
         cfg, base, closed = self.cfg, self._base_seq, self._closed
-        g, ep = cfg.genesis_us, cfg.reward_epoch_us
+        epoch = compute_reward_epoch_sql("e.occurred_at_us", cfg)
         self.con.execute(f"""
             INSERT INTO archive_events
             SELECT {base} + e.seq, e.event_id, e.event_type, e.node_id, e.occurred_at_us,
-                   (e.occurred_at_us - {g}) // {ep},
-                   (e.occurred_at_us - {g}) // {ep} <= {closed},
+                   {epoch},
+                   {epoch} <= {closed},
                    e.payload,
                    -- a batch's digest covers its inner pings: computed only if its id is ever
                    -- contested (_classify), from the archive; never on the hot path
@@ -832,20 +824,27 @@ class Ingestor:
 
     def _archive_pings(self) -> None:
         cfg, base, closed = self.cfg, self._base_seq, self._closed
-        g, ep = cfg.genesis_us, cfg.reward_epoch_us
+        epoch = compute_reward_epoch_sql("p.occurred_at_us", cfg)
         # A batch's inner pings share its seq, so they follow its envelope's verdict; plain
         # pings follow their own.
         self.con.execute(f"""
             INSERT INTO archive_pings
             SELECT {base} + p.seq, p.event_id, p.node_id, p.occurred_at_us, p.occurred_at_raw,
                    p.checker_id, p.reachable, p.rtt_ms, p.batch_event_id,
-                   (p.occurred_at_us - {g}) // {ep} AS reward_epoch,
-                   ((p.occurred_at_us - {g}) % {ep}) // {cfg.slot_us} AS slot,
-                   (p.occurred_at_us - {g}) // {ep} <= {closed} AS late,
+                   {epoch} AS reward_epoch,
+                   {compute_slot_sql("p.occurred_at_us", cfg)} AS slot,
+                   {epoch} <= {closed} AS late,
                    NULL
             FROM stage_pings p
             WHERE p.seq NOT IN (SELECT seq FROM stage_verdicts)
         """)  # stage_pings is in arrival order already (preserve_insertion_order)
+        self.con.execute(f"""
+            INSERT INTO archive_ping_digests
+            SELECT {epoch}, {base} + max(p.seq), count(*), bit_xor(md5_number(p.event_id))
+            FROM stage_pings p
+            WHERE p.seq NOT IN (SELECT seq FROM stage_verdicts)
+            GROUP BY ALL
+        """)
 
     def _record_verdicts(self) -> None:
         """Counts, and rejected rows for conflicts and refused registrations."""
@@ -891,17 +890,15 @@ class Ingestor:
                 WHERE seq IN (SELECT seq FROM contested_rows)""")
             # §10 Registration: the first node.registered of a node (by occurred_at, then
             # event_id) stands; any other is rejected. One archived by an earlier run stands.
-            con.execute("""
+            con.execute(f"""
                 INSERT INTO stage_verdicts
-                SELECT seq, event_id, 'already_registered' FROM (
-                    SELECT e.seq, e.event_id, row_number() OVER (
-                             PARTITION BY e.node_id ORDER BY e.occurred_at_us, e.event_id) AS rn,
-                           e.node_id IN (SELECT node_id FROM archive_events
-                                         WHERE event_type = 'node.registered') AS has_old
-                    FROM stage_events e
-                    WHERE e.event_type = 'node.registered'
-                      AND e.seq NOT IN (SELECT seq FROM stage_verdicts))
-                WHERE rn > 1 OR has_old
+                WITH regs AS (
+                    SELECT seq, event_id, node_id, occurred_at_us FROM stage_events
+                    WHERE event_type = 'node.registered' AND seq NOT IN (SELECT seq FROM stage_verdicts)
+                ), first AS ({first_registration_sql("regs")})
+                SELECT r.seq, r.event_id, 'already_registered' FROM regs r LEFT JOIN first f USING (node_id)
+                WHERE r.event_id <> f.event_id
+                   OR r.node_id IN (SELECT node_id FROM archive_events WHERE event_type = 'node.registered')
             """)
             self._archive_events("true")
             self._record_verdicts()

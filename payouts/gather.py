@@ -1,0 +1,376 @@
+"""Gathering a close's inputs from the store (ruleset §9 "Inputs of a close"): store I/O only.
+
+The inputs of the close of e are the archived events whose `arrival_seq` is at most the
+epoch's `input_arrival_seq` (everything that had arrived when it closed), and the figures
+recorded for earlier epochs (up slots, uptime ratio, streak, availability state, slashing
+decisions and the stake ledger), which later epochs build on; a late ping never changes them.
+
+Where a query applies a rule (the slot bitmap, the first registration, the latest benchmark,
+the standing job, a decision id, a stake deposit, the watermark), it calls the rule's SQL twin
+from scoring/ (each held to its scalar reference by a differential test); filters that only
+narrow what is handed to the rules (the slashing candidates) say so where they are.
+
+It reads what is new since the previous close and the state that close carried forward
+(payouts/carry.py), or, when there is no such state (`epoch verify`, the what-if run, a store
+first closed by an older engine), derives the same state from the archive. `gather_epoch_inputs`
+takes any DuckDB connection with the store's tables: the store itself, or an in-memory database
+loaded from a published folder.
+"""
+
+from __future__ import annotations
+
+
+import orjson
+import polars as pl
+
+from payouts import carry
+from payouts.epoch import EpochInputs
+from scoring.events import time_to_us
+from scoring.hardware import get_model
+from scoring.jobs import standing_job_sql
+from scoring.ruleset import RULESET_V1, RulesetConfig
+from scoring.slashing import (
+    RULE_DOWNTIME,
+    RULE_FRAUD,
+    BenchmarkFacts,
+    Decision,
+    JobFacts,
+    RegistrationFacts,
+    SlashInputs,
+    compute_job_check_epoch,
+    compute_window_epochs,
+    decision_id_sql,
+    fingerprint_owners_sql,
+    fraud_subject_sql,
+)
+from scoring.timing import (
+    compute_reward_epoch,
+    compute_reward_epoch_sql,
+    compute_watermark_us,
+    get_epoch_end_us,
+    get_epoch_start_us,
+)
+from scoring.uptime import slot_bitmap_sql
+from store.db import PING_DIGESTS_SINCE, fetch_polars, get_meta, registered
+
+
+def get_watermark_us(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
+    """The archive's watermark (§10): from its highest accepted ping time (the carried one and
+    the pings arrived since)."""
+    state = carry.get_carry(con)
+    lo = state.cutoff if state else -1
+    newest = con.execute(f"SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq > {lo}").fetchall()[0][0]
+    highest = max((t for t in (newest, state.max_ping_us if state else None) if t is not None), default=None)
+    return compute_watermark_us(highest, cfg)
+
+
+def get_first_reward_epoch(con, cfg: RulesetConfig = RULESET_V1) -> int | None:
+    """§10 First epoch: the config's, the one recorded by the first close, or the epoch of the
+    earliest accepted event (a ping.batch envelope is not an event of a node)."""
+    if cfg.first_reward_epoch is not None:
+        return cfg.first_reward_epoch
+    stored = get_meta(con, "first_reward_epoch")
+    if stored is not None:
+        return int(stored)
+    earliest = con.execute(
+        "SELECT least((SELECT min(occurred_at_us) FROM archive_pings),"
+        " (SELECT min(occurred_at_us) FROM archive_events WHERE event_type <> 'ping.batch'))"
+    ).fetchall()[0][0]
+    return None if earliest is None else compute_reward_epoch(earliest, cfg)
+
+
+# The first registration of every node arrived by the cutoff (§10), its fields typed (carried).
+REGISTRATIONS_SQL = """
+    SELECT node_id, reg_event_id AS event_id, reg_arrival_seq AS arrival_seq, registered_at_us, wallet, gpu_model,
+           gpu_count
+    FROM gather_nodes WHERE reg_event_id IS NOT NULL"""
+
+
+def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
+                        from_scratch: bool = False) -> EpochInputs:
+    """The inputs of the close of `e` with the events arrived by `cutoff_seq`; `from_scratch`:
+    never from the carried state (`epoch verify` checks the carried closes against it)."""
+    base = carry.prepare(con, e, cutoff_seq, cfg, from_scratch)
+    after = carry.get_figures(con, e, cutoff_seq, base, cfg)
+    end_us = get_epoch_end_us(e, cfg)
+    params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE close_nodes AS
+        WITH pings AS (
+            SELECT node_id, {slot_bitmap_sql("slot", "reachable")} AS slot_bitmap, count(*) AS pings
+            FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
+            GROUP BY node_id
+        ), active_events AS (
+            SELECT DISTINCT node_id FROM archive_events
+            WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
+        ), reg AS (
+            SELECT * FROM ({REGISTRATIONS_SQL}) WHERE registered_at_us < $end
+        ), prev AS (
+            SELECT node_id, streak_slots AS prev_streak, streak_prev_up AS prev_up,
+                   avail_num AS prev_num, avail_den AS prev_den
+            FROM node_epoch_scores WHERE reward_epoch = $e - 1
+        ), ids AS (
+            SELECT node_id FROM pings UNION SELECT node_id FROM active_events
+            UNION SELECT node_id FROM reg
+        )
+        SELECT ids.node_id,
+               coalesce(pings.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
+               reg.registered_at_us,
+               reg.wallet,
+               reg.gpu_model,
+               reg.gpu_count AS claimed_gpu_count,
+               n.bench_event_id, n.bench_at_us,
+               n.fp32_tflops, n.mem_bandwidth_gbps, n.vram_gb, n.found_gpu_count,
+               n.jobs_succeeded, n.jobs_failed_node,
+               prev.prev_streak, prev.prev_up, prev.prev_num, prev.prev_den,
+               coalesce(pings.pings, 0) AS pings
+        FROM ids
+        LEFT JOIN pings USING (node_id) LEFT JOIN reg USING (node_id) LEFT JOIN gather_nodes n USING (node_id)
+        LEFT JOIN prev USING (node_id)
+    """, params)
+    pings = con.execute("SELECT sum(pings) FROM close_nodes").fetchall()[0][0] or 0
+    digest = get_input_digest(con, e, cutoff_seq, after, int(pings), from_scratch)
+    nodes = fetch_polars(con, "SELECT * EXCLUDE (pings) FROM close_nodes ORDER BY node_id")
+
+    # Availability history for registered nodes with no carried state (first close after
+    # their registration): their recorded per-epoch uptime ratios.
+    history: dict[str, dict[int, float]] = {}
+    if nodes.filter(pl.col("registered_at_us").is_not_null() & pl.col("prev_den").is_null()).height:
+        rows = con.execute(f"""
+            SELECT s.node_id, s.reward_epoch, s.uptime_ratio
+            FROM node_epoch_scores s JOIN close_nodes c USING (node_id)
+            WHERE c.registered_at_us IS NOT NULL AND c.prev_den IS NULL
+              AND s.reward_epoch < $e
+              AND s.reward_epoch >= {compute_reward_epoch_sql("c.registered_at_us", cfg)}
+        """, {"e": e}).fetchall()
+        for node_id, k, u in rows:
+            history.setdefault(node_id, {})[k] = u
+
+    return EpochInputs(
+        reward_epoch=e,
+        input_arrival_seq=cutoff_seq,
+        input_event_count=digest[0],
+        input_events_digest=digest[1],
+        watermark_us=compute_watermark_us(after.max_ping_us, cfg) or 0,
+        late_events=after.late,
+        nodes=nodes,
+        uptime_history=history,
+        slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg),
+        stake=get_stake_frame(con),
+        carry=carry.CarryStep(base, after),
+    )
+
+
+def get_input_digest(con, e: int, cutoff_seq: int, after: carry.Carry, pings: int,
+                     from_scratch: bool = False) -> tuple[int, str]:
+    """(count, digest) of the close's inputs (§9: the epoch's pings and every other event before
+    end(e), arrived by the cutoff; digest = XOR of md5(event_id) as 32 hex digits): the pings'
+    part from the digests the ingest wrote with them, when they cover the store's every ping and
+    count the epoch's `pings` (else, and `from_scratch`, hashed here), the rest carried."""
+    count = digest = None
+    if not from_scratch and get_meta(con, PING_DIGESTS_SINCE) == "0":
+        count, digest = con.execute("""
+            SELECT coalesce(sum(pings), 0), coalesce(bit_xor(digest), 0::UHUGEINT)::VARCHAR
+            FROM archive_ping_digests WHERE reward_epoch = $e AND last_arrival_seq <= $cutoff
+        """, {"e": e, "cutoff": cutoff_seq}).fetchall()[0]
+    if count is None or int(count) != pings:
+        count, digest = con.execute("""
+            SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM archive_pings
+            WHERE reward_epoch = $e AND arrival_seq <= $cutoff
+        """, {"e": e, "cutoff": cutoff_seq}).fetchall()[0]
+    return int(count) + after.events_count, f"{int(digest) ^ after.events_digest:032x}"
+
+
+def get_previous_cutoff(con, e: int) -> int:
+    """The arrival cutoff of the close of e − 1 (−1 when e is the first): what is new since."""
+    row = con.execute("SELECT input_arrival_seq FROM reward_epochs WHERE reward_epoch = ?", [e - 1]).fetchall()
+    return int(row[0][0]) if row else -1
+
+
+def get_stake_frame(con) -> pl.DataFrame:
+    """Per node with a stake event or a stake account: the declared deposit at end(e) (the latest
+    `node.registered` / `node.stake_changed` with occurred_at < end(e), 0 when none) and the
+    stake account's balance after the closes before e (of `carry.prepare`'s gather_nodes)."""
+    return fetch_polars(con, """
+        SELECT node_id, coalesce(deposit_base_units, 0)::BIGINT AS deposit_base_units,
+               coalesce(balance_base_units, 0)::BIGINT AS balance_base_units
+        FROM gather_nodes
+        WHERE deposit_event_id IS NOT NULL OR coalesce(balance_base_units, 0) <> 0
+        ORDER BY node_id
+    """)
+
+
+def _decision_from_row(row: dict, e: int) -> Decision:
+    """A stored decision as it stood after the close of e − 1."""
+    resolved = row["resolved_in_epoch"]
+    settled = resolved is not None and resolved < e
+    return Decision(
+        decision_id=row["decision_id"], rule=row["rule"], node_id=row["node_id"], subject=row["subject"],
+        decided_at_us=row["decided_at_us"], evidence=tuple(row["evidence"]),
+        amount_base_units=row["amount_base_units"], stake_deposit_base_units=row["stake_deposit_base_units"],
+        stake_left_base_units=row["stake_left_base_units"], decided_in_epoch=row["decided_in_epoch"],
+        finality_epoch=row["finality_epoch"], detail=row["detail"],
+        status=row["status"] if settled else "proposed", resolved_in_epoch=resolved if settled else None,
+    )
+
+
+def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
+    """What the close of e needs for §8: the decisions made before it, the jobs and benchmarks to
+    check now (their check epoch is e, or evidence for them arrived since the previous close),
+    and the stake events, appeals and recorded slot bitmaps to decide them with."""
+    carry.prepare(con, e, cutoff_seq, cfg)
+    return _gather_slash_inputs(con, e, cutoff_seq, cfg)
+
+
+def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
+    """`gather_slash_inputs` over the typed events of `carry.prepare` (g_*).
+
+    Of the benchmarks to check, only those that can be fraud are handed to the rules: those
+    reporting a fingerprint first reported by another node, or whose ratio to the claimed model's
+    spec reaches the impossible bound (less a relative 1e-9, so this is a superset of what the
+    scalar rule finds, which then decides each one). A benchmark outside it cannot give a
+    decision (`get_fraud_candidates` skips it), so the outcome is the same; the registrations and
+    stake events handed over are those of the nodes the rules can decide on."""
+    start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
+    prev = get_previous_cutoff(con, e)
+    p = {"e": e, "prev": prev, "start": start_us, "end": end_us}
+    cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
+    cols = [d[0] for d in cur.description]
+    decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE close_reg AS {REGISTRATIONS_SQL}")
+
+    # Jobs: the standing job.completed per job_id among those arrived; those with no decision
+    # yet whose check epoch may be e or that are new (a superset: `compute_job_check_epoch`
+    # decides below, on the exact times). Only the jobs with an event that could meet these are
+    # looked at.
+    day_us = 86_400_000_000
+    rows = con.execute(f"""
+        WITH maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
+            SELECT job_id FROM g_jobs WHERE arrival_seq > $prev
+            UNION SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
+            UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $day
+            UNION SELECT job_id FROM g_jobs WHERE ended_approx IS NULL
+        ), jc AS MATERIALIZED (
+            SELECT * FROM g_jobs WHERE job_id IN (SELECT job_id FROM maybe)
+        ), standing AS ({standing_job_sql("jc")}
+        ), arrivals AS (
+            SELECT job_id, max(arrival_seq) AS last_arrival FROM jc GROUP BY job_id
+        ), approx AS (
+            SELECT jc.*, arrivals.last_arrival
+            FROM standing JOIN jc USING (job_id, event_id) JOIN arrivals USING (job_id)
+        )
+        SELECT job_id, node_id, event_id, occurred_at_us, payload FROM approx
+        WHERE {decision_id_sql(RULE_DOWNTIME, "job_id")} NOT IN
+              (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
+          AND (last_arrival > $prev OR occurred_at_us >= $start OR ended_approx IS NULL
+               OR ended_approx >= $start - $day)
+        ORDER BY job_id
+    """, {**{k: p[k] for k in ("e", "prev", "start")}, "day": day_us}).fetchall()
+
+    jobs = []
+    for job_id, node_id, event_id, occurred_at_us, payload in rows:
+        pl_ = orjson.loads(payload)
+        job = JobFacts(job_id, node_id, event_id, occurred_at_us, time_to_us(pl_["started_at"]),
+                       time_to_us(pl_["ended_at"]), time_to_us(pl_["committed_until"]), pl_["status"])
+        if compute_job_check_epoch(job, cfg) <= e:
+            jobs.append(job)
+
+    # The recorded slot bitmaps of the closed epochs the candidates' windows touch.
+    bitmaps: dict[str, dict[int, int]] = {}
+    spans = [(j.node_id, *w) for j in jobs if (w := compute_window_epochs(j, cfg)) is not None]
+    if spans:
+        with registered(con, "close_job_spans", pl.DataFrame(
+                spans, orient="row", schema=[("node_id", pl.String), ("lo", pl.Int64), ("hi", pl.Int64)])):
+            for node_id, k, bm in con.execute("""
+                SELECT DISTINCT s.node_id, s.reward_epoch, s.slot_bitmap
+                FROM node_epoch_scores s JOIN close_job_spans w
+                  ON s.node_id = w.node_id AND s.reward_epoch BETWEEN w.lo AND w.hi
+                WHERE s.reward_epoch < $e
+            """, {"e": e}).fetchall():
+                bitmaps.setdefault(node_id, {})[int(k)] = int(bm)
+
+    # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
+        WITH new_fp AS (  -- the fingerprints of the benchmarks arrived since the previous close
+            SELECT DISTINCT fp FROM g_fingerprints
+            WHERE event_id IN (SELECT event_id FROM g_benchmarks WHERE arrival_seq > $prev)
+        ), old_sharing AS (  -- older benchmarks reporting one of them (a new first reporter may bind it)
+            SELECT DISTINCT f.event_id FROM g_fingerprints f JOIN new_fp USING (fp) JOIN g_benchmarks b USING (event_id)
+            WHERE b.arrival_seq <= $prev
+        ), maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
+            SELECT event_id FROM g_benchmarks WHERE occurred_at_us >= $start
+            UNION SELECT event_id FROM g_benchmarks WHERE arrival_seq > $prev
+            UNION SELECT b.event_id FROM g_benchmarks b JOIN close_reg reg USING (node_id)
+                  WHERE reg.arrival_seq > $prev OR (reg.registered_at_us >= $start AND reg.registered_at_us < $end)
+            UNION SELECT event_id FROM old_sharing
+        )
+        SELECT b.event_id FROM g_benchmarks b
+        WHERE b.event_id IN (SELECT event_id FROM maybe) AND b.occurred_at_us < $end
+          AND {decision_id_sql(RULE_FRAUD, fraud_subject_sql("b.node_id", "b.event_id"))} NOT IN
+              (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
+    """, {k: p[k] for k in ("e", "prev", "start", "end")})
+    # The claimed models of the candidates' nodes, normalised once per distinct claim (§3).
+    claims = [r[0] for r in con.execute(
+        "SELECT DISTINCT gpu_model FROM close_reg WHERE gpu_model IS NOT NULL").fetchall()]
+    specs = [(c, m.spec_fp32_tflops, m.spec_bw_gbps) for c in claims if (m := get_model(c)) is not None]
+    with registered(con, "close_claim_spec", pl.DataFrame(specs, orient="row", schema=[
+            ("claim", pl.String), ("spec_fp32", pl.Float64), ("spec_bw", pl.Float64)])):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
+            WITH cand_fp AS (
+                SELECT event_id, fp FROM g_fingerprints WHERE event_id IN (SELECT event_id FROM slash_bench_cand)
+            ), multi AS (  -- reported more than once
+                SELECT fp FROM g_fingerprints WHERE fp IN (SELECT fp FROM cand_fp) GROUP BY fp HAVING count(*) > 1
+            ), reports AS (
+                SELECT f.fp, b.node_id, b.event_id, b.occurred_at_us
+                FROM g_fingerprints f JOIN g_benchmarks b USING (event_id) WHERE f.fp IN (SELECT fp FROM multi)
+            ), owners AS ({fingerprint_owners_sql("reports")}
+            ), shared AS (  -- by more than one node: the only ones another node can own
+                SELECT fp, owner_node FROM owners
+                WHERE fp IN (SELECT fp FROM reports GROUP BY fp HAVING min(node_id) <> max(node_id))
+            ), reused AS (
+                SELECT DISTINCT cf.event_id FROM cand_fp cf JOIN shared s USING (fp) JOIN g_benchmarks b USING (event_id)
+                WHERE s.owner_node <> b.node_id
+            )
+            SELECT c.event_id FROM slash_bench_cand c JOIN g_benchmarks b USING (event_id)
+            LEFT JOIN close_reg reg USING (node_id) LEFT JOIN close_claim_spec s ON s.claim = reg.gpu_model
+            WHERE c.event_id IN (SELECT event_id FROM reused)
+               OR coalesce(b.fp32_tflops / s.spec_fp32 >= $lim OR b.mem_bandwidth_gbps / s.spec_bw >= $lim, false)
+        """, {"lim": cfg.hw_impossible_ratio * (1 - 1e-9)})
+
+    def bench_facts(where: str) -> list[BenchmarkFacts]:
+        return [BenchmarkFacts(event_id, node_id, at, tuple(fps), float(fp32), float(bw), float(vram), int(count))
+                for event_id, node_id, at, fps, fp32, bw, vram, count in con.execute(f"""
+                    SELECT event_id, node_id, occurred_at_us, fps, fp32_tflops, mem_bandwidth_gbps, vram_gb, gpu_count
+                    FROM g_benchmarks WHERE {where} ORDER BY event_id""").fetchall()]
+
+    benchmarks = bench_facts("event_id IN (SELECT event_id FROM slash_bench_sus)")
+    related = bench_facts("""event_id IN (SELECT event_id FROM g_fingerprints WHERE fp IN (
+        SELECT fp FROM g_fingerprints WHERE event_id IN (SELECT event_id FROM slash_bench_sus)))""") \
+        if benchmarks else []
+
+    # Registrations and stake events of the nodes the rules may decide on at this close.
+    subjects = sorted({b.node_id for b in benchmarks} | {j.node_id for j in jobs})
+    registrations: dict[str, RegistrationFacts] = {}
+    stake_events: dict[str, list[tuple[int, str, int]]] = {}
+    if subjects:
+        with registered(con, "close_subjects", pl.DataFrame({"node_id": subjects}, schema={"node_id": pl.String})):
+            for node_id, event_id, at, model, count in con.execute("""
+                SELECT node_id, event_id, registered_at_us, gpu_model, gpu_count FROM close_reg
+                WHERE node_id IN (SELECT node_id FROM close_subjects)
+            """).fetchall():
+                registrations[node_id] = RegistrationFacts(node_id, event_id, at, model, int(count))
+            for node_id, event_id, at, stake in con.execute("""
+                SELECT node_id, event_id, occurred_at_us, stake_base_units FROM g_stakes
+                WHERE node_id IN (SELECT node_id FROM close_subjects)
+                ORDER BY node_id, occurred_at_us, event_id
+            """).fetchall():
+                stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
+
+    appeals: dict[str, list[tuple[int, str]]] = {}
+    for decision_id, at, event_id in con.execute(
+            "SELECT decision_id, occurred_at_us, event_id FROM g_appeals ORDER BY 1, 2, 3").fetchall():
+        appeals.setdefault(decision_id, []).append((at, event_id))
+
+    return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)

@@ -1,0 +1,140 @@
+"""Writing a closed epoch (ruleset §9 "Closing writes, in one transaction"): store I/O only.
+
+One transaction: the node-epoch scores, the rewards, the ledger (its entry ids hashed by the
+store, `payouts.ledger.entry_id_sql`), the slashing decisions and the statuses this close set,
+the epoch row. The money invariants are checked on the rows before the write and again on what
+the store reads back inside the transaction, before COMMIT; a second close of the same epoch is
+a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+
+from payouts import ENGINE_VERSION, carry as carried
+from payouts.carry import CarryStep
+from payouts.epoch import EpochResult
+from payouts.ledger import ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, entry_id_sql
+from scoring.invariants import invariant
+from scoring.slashing import SlashOutcome
+from store.db import registered, set_meta
+
+SLASH_DECISION_SCHEMA = [
+    ("decision_id", pl.String), ("node_id", pl.String), ("rule", pl.String), ("amount_base_units", pl.Int64),
+    ("decided_at", pl.Datetime("us", "UTC")), ("status", pl.String), ("evidence", pl.List(pl.String)),
+    ("subject", pl.String), ("decided_at_us", pl.Int64), ("stake_deposit_base_units", pl.Int64),
+    ("stake_left_base_units", pl.Int64), ("decided_in_epoch", pl.Int64), ("finality_epoch", pl.Int64),
+    ("resolved_in_epoch", pl.Int64), ("detail", pl.String), ("ruleset_version", pl.String),
+]
+# The ledger rows as the store keeps them (`ledger_frame_sql` over EpochResult.ledger).
+LEDGER_COLUMNS = ("entry_id", "debit_account", "credit_account", "amount_base_units", "reward_epoch", "ref")
+
+
+def ledger_frame_sql(relation: str) -> str:
+    """The ledger_entries rows of a relation holding an `EpochResult.ledger`, keys hashed, in key
+    order (the order the close writes them)."""
+    return (f"SELECT {entry_id_sql('reward_epoch', 'kind', 'subject')} AS entry_id, debit_account, credit_account,"
+            f" amount_base_units, reward_epoch, ref FROM {relation} ORDER BY entry_id")
+
+
+def check_result(result: EpochResult) -> None:
+    """The money invariants on the rows, before anything is written (§7)."""
+    row = result.epoch_row
+    invariant(row["allocated_base_units"] + row["unallocated_base_units"] == row["emission_base_units"],
+              "Σ shares + unallocated == emission before the write")
+    amounts = result.rewards["amount_base_units"]
+    invariant(bool((amounts > 0).all()), "reward rows are positive")
+    invariant(int(amounts.sum()) == row["allocated_base_units"], "reward rows sum to the allocation")
+
+
+def check_written(con, e: int, row: dict) -> None:
+    """The same invariants on what the store reads back, inside the transaction."""
+    back = con.execute(
+        "SELECT coalesce(sum(amount_base_units), 0), count(*) FROM epoch_rewards WHERE reward_epoch = ?", [e]
+    ).fetchall()[0]
+    invariant(int(back[0]) == row["allocated_base_units"], "rewards read back sum to the allocation")
+    debit, credit = con.execute(
+        "SELECT sum(amount_base_units) FILTER (debit_account = ?),"
+        " sum(amount_base_units) FILTER (credit_account LIKE 'node:%:rewards' OR credit_account = ?)"
+        " FROM ledger_entries WHERE reward_epoch = ?",
+        [ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, e],
+    ).fetchall()[0]
+    invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
+              "the ledger moves exactly the emission from treasury to nodes and unallocated")
+    # The keys of the contract's tables, held here rather than by index (an enforced key on
+    # millions of rows per epoch costs more than the whole close): every entry id hashes its
+    # epoch, so uniqueness inside the epoch is uniqueness.
+    dup_scores, dup_rewards, dup_entries = con.execute("""
+        SELECT (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
+               (SELECT count(*) - count(DISTINCT node_id) FROM epoch_rewards WHERE reward_epoch = $e),
+               (SELECT count(*) - count(DISTINCT entry_id) FROM ledger_entries WHERE reward_epoch = $e)
+    """, {"e": e}).fetchall()[0]
+    invariant(dup_scores == dup_rewards == dup_entries == 0,
+              f"(reward_epoch, node_id) and entry_id are unique in epoch {e}")
+
+
+def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=None,
+                carry: CarryStep | None = None) -> None:
+    """One transaction: scores, rewards, ledger, slashing decisions, the epoch row, and the state
+    carried forward (`carry`, from the gather on this connection); invariants checked before and
+    on what is read back. `before_commit(reward_epoch)`, when given, is called once every row is
+    written and checked, just before COMMIT (the crash tests kill the process there)."""
+    e, row = result.reward_epoch, result.epoch_row
+    check_result(result)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if con.execute("SELECT 1 FROM reward_epochs WHERE reward_epoch = ?", [e]).fetchall():
+            con.execute("ROLLBACK")
+            return  # closed already: a second close is a no-op
+        with registered(con, "close_scores", result.scores):
+            con.execute("INSERT INTO node_epoch_scores BY NAME SELECT * FROM close_scores")
+        if result.rewards.height:
+            rewards = result.rewards.with_columns(pl.lit(row["ruleset_version"], pl.String).alias("ruleset_version"))
+            with registered(con, "close_rewards", rewards):
+                con.execute("INSERT INTO epoch_rewards BY NAME SELECT * FROM close_rewards")
+        if result.ledger.height:
+            with registered(con, "close_ledger", result.ledger):
+                con.execute(f"INSERT INTO ledger_entries BY NAME {ledger_frame_sql('close_ledger')}")
+        if result.slashing is not None:
+            write_slash_decisions(con, result.slashing, row["ruleset_version"])
+        cols = list(row) + ["closed_at", "engine_version"]
+        con.execute(f"INSERT INTO reward_epochs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    list(row.values()) + [closed_at, ENGINE_VERSION])
+        check_written(con, e, row)
+        if carry is not None:  # (and checks that no stake account it moved is below 0)
+            carried.advance(con, e, carry.after)
+        first = con.execute("SELECT min(reward_epoch) FROM reward_epochs").fetchall()[0][0]
+        set_meta(con, "first_reward_epoch", str(first))
+        if before_commit is not None:
+            before_commit(e)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def slash_decision_rows(decisions, ruleset_version: str) -> pl.DataFrame:
+    """Decisions as `slash_decisions` rows; decided_at keeps the exact microsecond (UTC)."""
+    epoch0 = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    rows = [(d.decision_id, d.node_id, d.rule, d.amount_base_units,
+             epoch0 + timedelta(microseconds=d.decided_at_us), d.status, list(d.evidence), d.subject,
+             d.decided_at_us, d.stake_deposit_base_units, d.stake_left_base_units, d.decided_in_epoch,
+             d.finality_epoch, d.resolved_in_epoch, d.detail, ruleset_version) for d in decisions]
+    return pl.DataFrame(rows, orient="row", schema=SLASH_DECISION_SCHEMA)
+
+
+def write_slash_decisions(con, outcome: SlashOutcome, ruleset_version: str) -> None:
+    """Inside the close's transaction: this close's decisions, then the statuses it settled."""
+    if outcome.new_decisions:
+        with registered(con, "close_decisions", slash_decision_rows(outcome.new_decisions, ruleset_version)):
+            con.execute("INSERT INTO slash_decisions BY NAME SELECT * FROM close_decisions")
+    for d in outcome.resolved:
+        con.execute("UPDATE slash_decisions SET status = ?, resolved_in_epoch = ? WHERE decision_id = ?",
+                    [d.status, d.resolved_in_epoch, d.decision_id])
+    e = outcome.reward_epoch
+    back = con.execute("SELECT count(*) FROM slash_decisions WHERE decided_in_epoch = ? OR resolved_in_epoch = ?",
+                       [e, e]).fetchall()[0][0]
+    want = len({d.decision_id for d in outcome.new_decisions} | {d.decision_id for d in outcome.resolved})
+    invariant(back == want, f"slash decisions of epoch {e} read back as written")
