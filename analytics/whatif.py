@@ -30,6 +30,7 @@ import polars as pl
 
 import store.db as store
 from payouts.close import close_epoch
+from store import published as published_module
 from scoring.invariants import invariant
 from scoring.ruleset import RULESET_V1, RulesetConfig, RulesetError, ruleset_from_mapping
 
@@ -70,14 +71,18 @@ class WhatIf:
     movers: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
-def run_whatif(db: Path, cfg: RulesetConfig, first: int, last: int, workdir: Path | None = None,
-               progress=None) -> WhatIf:
-    """Recompute epochs first..last under `cfg` (the store only read) and compare."""
+def run_whatif(db: Path | None, cfg: RulesetConfig, first: int, last: int, workdir: Path | None = None,
+               progress=None, published: Path | None = None) -> WhatIf:
+    """Recompute epochs first..last under `cfg` and compare: from the store (only read), or from
+    the published folder `published` (loaded into a scratch store of the same schema, by the
+    folder's own reader, `store.published.load_store`) while a writer holds the store."""
     if first > last:
         raise WhatIfError(f"--from {first} comes after --to {last}")
-    if not Path(db).exists():
-        raise WhatIfError(f"no store at {db}")
     with tempfile.TemporaryDirectory(prefix="epochal-whatif-", dir=workdir) as tmp:
+        if published is not None:
+            db = _load_published(Path(published), last, Path(tmp) / "recorded.duckdb")
+        elif db is None or not Path(db).exists():
+            raise WhatIfError(f"no store at {db}")
         con = store.connect(Path(tmp) / "whatif.duckdb")
         try:
             try:
@@ -103,6 +108,20 @@ def run_whatif(db: Path, cfg: RulesetConfig, first: int, last: int, workdir: Pat
             return _compare(con, cfg, baseline or RULESET_V1.ruleset_version, first, last)
         finally:
             con.close()
+
+
+def _load_published(root: Path, last: int, path: Path) -> Path:
+    """The published epochs through `last` as a store of their own (the archive and the
+    recorded closes), for the what-if to read as it reads a store."""
+    epochs = published_module.list_epochs(root) if root.is_dir() else []
+    if not epochs:
+        raise WhatIfError(f"no published epoch in {root}")
+    con = store.connect(path)
+    try:
+        published_module.load_store(con, root, min(last, epochs[-1]))
+    finally:
+        con.close()
+    return path
 
 
 def _recorded_epochs(con, first: int, last: int) -> list[tuple]:

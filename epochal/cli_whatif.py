@@ -21,19 +21,19 @@ def whatif(ruleset: Path = typer.Option(..., "--ruleset", metavar="FILE",
            last: int = typer.Option(..., "--to", metavar="B", help="Last closed epoch to recompute."),
            db: Optional[Path] = DbOption,
            published: Optional[Path] = typer.Option(None, "--published", metavar="DIR",
-                                                    help="Read the published folder instead of the store."),
+                                                    help="Read the published folder instead of the store"
+                                                         " (while a writer holds it)."),
            out_dir: Optional[Path] = typer.Option(None, "--out", metavar="DIR",
                                                   help="Write per-node deltas (Parquet) and an HTML summary here.")
            ) -> None:
     """Recompute closed epochs A..B under another ruleset and show what moves (the store is only read)."""
-    if published is not None:
-        raise UserError("--published is not available yet (it needs the published folder's reader); use --db")
     try:
         cfg = load_ruleset(ruleset)
         with progress("epochs") as bar:
             task = bar.add_task(f"recomputing epochs {first}..{last} under {cfg.ruleset_version}", total=None)
-            w = run_whatif(store.resolve_db_path(db), cfg, first, last,
-                           progress=lambda e: bar.update(task, description=f"recomputed epoch {e}"))
+            w = run_whatif(None if published is not None else store.resolve_db_path(db), cfg, first, last,
+                           progress=lambda e: bar.update(task, description=f"recomputed epoch {e}"),
+                           published=published)
     except WhatIfError as exc:
         raise UserError(str(exc)) from exc
     print_report(w)

@@ -240,15 +240,17 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     con.execute(f"CREATE OR REPLACE TEMP TABLE close_reg AS {REGISTRATIONS_SQL}")
 
     # Jobs: the standing job.completed per job_id among those arrived; those with no decision
-    # yet whose check epoch may be e or that are new (a superset: `compute_job_check_epoch`
-    # decides below, on the exact times). Only the jobs with an event that could meet these are
-    # looked at.
-    day_us = 86_400_000_000
+    # yet whose check epoch may be e (max(ended_at, occurred_at) in epoch e: ended_at as DuckDB
+    # reads it, give or take a second) or with a completion arrived since the previous close. A
+    # superset: `compute_job_check_epoch` decides below, on the exact times. (A job whose check
+    # epoch closed before, with nothing new, was checked then and gets the same answer now.)
+    # Only the jobs with an event that could meet these are looked at.
+    margin_us = 1_000_000
     rows = con.execute(f"""
         WITH maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
             SELECT job_id FROM g_jobs WHERE arrival_seq > $prev
             UNION SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
-            UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $day
+            UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $margin AND ended_approx < $end + $margin
             UNION SELECT job_id FROM g_jobs WHERE ended_approx IS NULL
         ), jc AS MATERIALIZED (
             SELECT * FROM g_jobs WHERE job_id IN (SELECT job_id FROM maybe)
@@ -263,9 +265,9 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
         WHERE {decision_id_sql(RULE_DOWNTIME, "job_id")} NOT IN
               (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
           AND (last_arrival > $prev OR occurred_at_us >= $start OR ended_approx IS NULL
-               OR ended_approx >= $start - $day)
+               OR (ended_approx >= $start - $margin AND ended_approx < $end + $margin))
         ORDER BY job_id
-    """, {**{k: p[k] for k in ("e", "prev", "start")}, "day": day_us}).fetchall()
+    """, {**{k: p[k] for k in ("e", "prev", "start", "end")}, "margin": margin_us}).fetchall()
 
     jobs = []
     for job_id, node_id, event_id, occurred_at_us, payload in rows:

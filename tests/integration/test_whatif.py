@@ -123,3 +123,19 @@ def test_the_command_line_prints_the_report_and_refuses_mistakes_in_one_sentence
     no = run("--ruleset", str(bad), "--from", "1", "--to", "7", "--db", str(closed_store))
     assert no.returncode == 1 and "Traceback" not in no.stderr
     assert no.stderr.strip().count("\n") == 0 and "unknown ruleset parameter 'nope'" in no.stderr
+
+
+def test_the_published_folder_gives_the_same_what_if_as_the_store(closed_store, tmp_path):
+    """While a writer holds the store, the what-if reads the published folder (the replay
+    published every epoch it closed) and finds exactly what it finds in the store."""
+    from store.published import published_root
+
+    cfg = load_ruleset(ruleset(tmp_path, 'ruleset_version = "short-streak"\nmin_streak_slots = 60\n'))
+    from_store = run_whatif(closed_store, cfg, 1, 7)
+    holder = connect(closed_store)  # a writer holds the store
+    try:
+        from_folder = run_whatif(None, cfg, 1, 7, published=published_root(closed_store))
+    finally:
+        holder.close()
+    assert from_folder.deltas.equals(from_store.deltas) and from_folder.epochs.equals(from_store.epochs)
+    assert from_folder.movers.equals(from_store.movers)
