@@ -22,7 +22,9 @@ from payouts.steps.manifest import process_manifest
 from payouts.steps.reputation import process_reputation
 from payouts.steps.slashing import process_slashing
 from payouts.steps.uptime import process_uptime
-from scoring.hardware import POOL_COMMUNITY, POOL_ENTERPRISE
+from payouts.steps.allocation import get_pool_column
+from scoring.eligibility import INELIGIBLE_REASONS
+from scoring.hardware import POOL_COMMUNITY, POOL_ENTERPRISE, VERDICT_CODES
 from scoring.ruleset import RULESET_V1, RulesetConfig
 
 
@@ -50,11 +52,12 @@ def get_scores_frame(s: EpochState) -> pl.DataFrame:
     n, cfg = s.n, s.cfg
     scores = pl.DataFrame({
         "reward_epoch": pl.Series([s.reward_epoch] * n, dtype=pl.Int64),
-        "node_id": pl.Series(s.node_ids, dtype=pl.String),
+        "node_id": s.node_id,
         "up_slots": pl.Series(s.up_slots, dtype=pl.Int32),
         "uptime_ratio": pl.Series(s.uptime_ratio, dtype=pl.Float64),
         "streak_slots": pl.Series(s.streak_slots, dtype=pl.Int64),
-        "hw_verdict": pl.Series(s.hw_verdict, dtype=pl.String),
+        "hw_verdict": pl.Series(s.hw_verdict, dtype=pl.Int64).replace_strict(
+            dict(enumerate(VERDICT_CODES)), return_dtype=pl.String),
         "reputation": pl.Series(s.reputation, dtype=pl.Int32),
         "rep_availability": pl.Series(s.rep_availability, dtype=pl.Float64),
         "rep_jobs": pl.Series(s.rep_jobs, dtype=pl.Float64),
@@ -62,7 +65,8 @@ def get_scores_frame(s: EpochState) -> pl.DataFrame:
         "rep_tenure": pl.Series(s.rep_tenure, dtype=pl.Float64),
         "rep_penalty": pl.Series(s.rep_penalty, dtype=pl.Float64),
         "eligible": pl.Series(s.eligible, dtype=pl.Boolean),
-        "ineligible_reason": pl.Series(s.ineligible_reason.tolist(), dtype=pl.String),
+        "ineligible_reason": pl.Series(s.ineligible_reason, dtype=pl.Int64).replace_strict(
+            dict(enumerate((None, *INELIGIBLE_REASONS))), return_dtype=pl.String),
         "weight": pl.Series(s.weight, dtype=pl.Int64),
         "ruleset_version": pl.Series([cfg.ruleset_version] * n, dtype=pl.String),
         "slot_bitmap": pl.Series(s.slot_bitmap, dtype=pl.UInt64),
@@ -70,12 +74,12 @@ def get_scores_frame(s: EpochState) -> pl.DataFrame:
         "avail_num": pl.Series(s.avail_num, dtype=pl.Float64),
         "avail_den": pl.Series(s.avail_den, dtype=pl.Float64),
         "registered_at_us": pl.Series(s.registered_at_us, dtype=pl.Int64),
-        "gpu_model_claimed": pl.Series(s.gpu_model_claimed, dtype=pl.String),
-        "gpu_model_key": pl.Series(s.gpu_model_key, dtype=pl.String),
+        "gpu_model_claimed": s.gpu_model_claimed,
+        "gpu_model_key": s.gpu_model_key,
         "gpu_count": pl.Series(s.gpu_count, dtype=pl.Int32),
-        "pool": pl.Series(s.pool.tolist(), dtype=pl.String),
+        "pool": get_pool_column(s),
         "multiplier_milli": pl.Series(s.multiplier_milli, dtype=pl.Int32),
-        "wallet": pl.Series(s.wallets, dtype=pl.String),
+        "wallet": s.wallet,
         "hw_ratio": pl.Series(np.where(s.hw_verified, s.rep_hardware, np.nan), dtype=pl.Float64),
         "benchmark_event_id": s.frame["bench_event_id"],
         "jobs_succeeded": pl.Series(s.jobs_succeeded, dtype=pl.Int64),

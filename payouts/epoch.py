@@ -75,14 +75,16 @@ class EpochState:
     start_us: int
     end_us: int
     frame: pl.DataFrame  # the gathered nodes, sorted by node_id
-    node_ids: list[str]
+    node_id: pl.Series
     # §10 registration (the first one stands): the claim, the wallet
     registered: np.ndarray
     registered_at_us: np.ndarray  # 0 where not registered
-    gpu_model_claimed: list
-    gpu_model_key: list
+    gpu_model_claimed: pl.Series
+    gpu_model_key: pl.Series  # Appendix A's key of the claim (null: unknown model, or none)
+    model_keys: list  # the distinct keys (None: no model) ...
+    model_code: np.ndarray  # ... and each node's index among them
     gpu_count: np.ndarray
-    wallets: list
+    wallet: pl.Series
     # §2 uptime
     slot_bitmap: np.ndarray | None = None
     up_slots: np.ndarray | None = None
@@ -90,7 +92,7 @@ class EpochState:
     streak_slots: np.ndarray | None = None
     streak_prev_up: np.ndarray | None = None
     # §3 hardware
-    hw_verdict: np.ndarray | None = None  # the score row's column: verified, ..., stale, none
+    hw_verdict: np.ndarray | None = None  # the score row's column as codes of scoring.hardware.VERDICT_CODES
     hw_ratio: np.ndarray | None = None  # of the latest benchmark, NaN unless it is verified
     hw_verified: np.ndarray | None = None
     # §8 slashing
@@ -115,7 +117,8 @@ class EpochState:
     emission: int | None = None
     pools: dict[str, int] | None = None
     # §7 allocation
-    pool: np.ndarray | None = None  # each node's pool (None: unknown model)
+    pool_code: np.ndarray | None = None  # each node's pool as its index in `pool_names` (−1: none)
+    pool_names: list | None = None
     multiplier_milli: np.ndarray | None = None
     weight: np.ndarray | None = None
     unallocated_by_pool: dict[str, int] | None = None
@@ -129,25 +132,40 @@ class EpochState:
 
     @property
     def n(self) -> int:
-        return len(self.node_ids)
+        return len(self.node_id)
+
+    def position(self, node_id: str) -> int | None:
+        """The index of a node (the arrays' order), None when it is not scored."""
+        i = int(self.node_id.search_sorted(node_id))
+        return i if i < self.n and self.node_id[i] == node_id else None
 
     @classmethod
     def start(cls, inputs: EpochInputs, cfg: RulesetConfig) -> "EpochState":
-        """The state before the first step: the nodes in byte order, their first registration."""
+        """The state before the first step: the nodes in byte order, their first registration.
+        Strings stay polars columns (a million nodes' ids as Python objects cost a second);
+        each distinct claim is normalised once (`get_model`)."""
         e = inputs.reward_epoch
-        df = inputs.nodes.sort("node_id")  # polars sorts strings by their UTF-8 bytes
+        df = inputs.nodes
+        if not df["node_id"].is_sorted():
+            df = df.sort("node_id")  # polars sorts strings by their UTF-8 bytes
         registered = ~df["registered_at_us"].is_null().to_numpy()
-        claimed = df["gpu_model"].to_list()
-        model_of = {c: get_model(c) for c in set(claimed)}  # normalise each distinct claim once
+        claimed = df["gpu_model"]
+        claims = claimed.drop_nulls().unique().to_list()
+        key_of = {c: (m.model_key if (m := get_model(c)) is not None else None) for c in claims}
+        model_keys = [None, *sorted({k for k in key_of.values() if k is not None})]
+        code_of_key = {k: i for i, k in enumerate(model_keys)}
         return cls(
             inputs=inputs, cfg=cfg, reward_epoch=e, start_us=get_epoch_start_us(e, cfg),
-            end_us=get_epoch_end_us(e, cfg), frame=df, node_ids=df["node_id"].to_list(),
+            end_us=get_epoch_end_us(e, cfg), frame=df, node_id=df["node_id"],
             registered=registered,
             registered_at_us=np.where(registered, df["registered_at_us"].fill_null(0).to_numpy(), 0).astype(np.int64),
             gpu_model_claimed=claimed,
-            gpu_model_key=[m.model_key if m is not None else None for m in map(model_of.__getitem__, claimed)],
+            gpu_model_key=claimed.replace_strict(key_of, default=None, return_dtype=pl.String),
+            model_keys=model_keys,
+            model_code=claimed.replace_strict({c: code_of_key[k] for c, k in key_of.items()}, default=0,
+                                              return_dtype=pl.Int64).to_numpy(),
             gpu_count=df["claimed_gpu_count"].fill_null(0).to_numpy().astype(np.int64),
-            wallets=df["wallet"].to_list(),
+            wallet=df["wallet"],
         )
 
     def column(self, name: str, fill, dtype) -> np.ndarray:

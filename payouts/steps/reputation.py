@@ -31,7 +31,7 @@ def process_reputation(state: EpochState) -> None:
     history = state.inputs.uptime_history
     for i in np.flatnonzero(registered & ~has_state):
         num[i], den[i] = compute_availability_state(
-            history.get(state.node_ids[i], {}), int(registration_epoch[i]), e, cfg)
+            history.get(state.node_id[int(i)], {}), int(registration_epoch[i]), e, cfg)
     state.avail_num, state.avail_den = compute_availability_step_np(num, den, state.uptime_ratio, cfg)
     state.rep_availability = compute_availability_np(state.avail_num, state.avail_den)
     state.jobs_succeeded = state.column("jobs_succeeded", 0, np.int64)

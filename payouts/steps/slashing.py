@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 
 from payouts.epoch import EpochState
@@ -13,7 +11,7 @@ from scoring.invariants import invariant
 
 
 def process_slashing(state: EpochState) -> None:
-    n, node_ids = state.n, state.node_ids
+    n = state.n
     state.slash_count = np.zeros(n, dtype=np.int64)
     state.banned = np.zeros(n, dtype=bool)
     inputs = state.inputs.slashing
@@ -22,17 +20,11 @@ def process_slashing(state: EpochState) -> None:
     invariant(inputs.reward_epoch == state.reward_epoch, "slashing inputs are for this epoch")
     # this epoch's slot bitmaps of the nodes whose jobs are checked (the rules read no other)
     current = {nid: int(state.slot_bitmap[i]) for nid in {j.node_id for j in inputs.jobs}
-               if (i := _position(node_ids, nid)) is not None}
+               if (i := state.position(nid)) is not None}
     state.slashing = outcome = rules.process_slashing(inputs, current, state.cfg)
     for nid, count in outcome.slash_count.items():
-        if (i := _position(node_ids, nid)) is not None:
+        if (i := state.position(nid)) is not None:
             state.slash_count[i] = count
     for nid, banned in outcome.banned.items():
-        if (i := _position(node_ids, nid)) is not None:
+        if (i := state.position(nid)) is not None:
             state.banned[i] = banned
-
-
-def _position(node_ids: list[str], node_id: str) -> int | None:
-    """The index of `node_id` in the sorted `node_ids`, None when it is not scored."""
-    i = bisect.bisect_left(node_ids, node_id)
-    return i if i < len(node_ids) and node_ids[i] == node_id else None
