@@ -260,9 +260,9 @@ def _suites(gx, n: int, expected_sum: int):
 
 
 def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # great_expectations is imported here, not at the top: its import takes ~3 s and only a
     # validation needs it (settle reuses a recorded validation of the same bytes).
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
