@@ -19,7 +19,7 @@ Measured (a fresh process per size): `payouts.close.close_epoch(con, e)` only,
 against the floor, a bare DuckDB `SELECT node_id, count(*) FROM archive_pings WHERE
 reward_epoch = e GROUP BY node_id` over the same pings on the same connection (best of 3, the
 result fetched as Arrow). The close's three phases (gather, compute, write) are timed by
-wrapping them, to show where the time goes.
+wrapping them, to show where the time goes. Budget: at 10⁶ nodes, ≤ 5× the floor.
 
 Usage: python bench/bench_close.py [--nodes 10000 100000 ...] [--keep DIR]
 """
@@ -41,7 +41,7 @@ from bench.common import Row, Timer, current_rss_mb, log, run_child  # noqa: E40
 EPOCH = 48  # two days after genesis; every node registered at genesis
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
-BUDGET_S = 30.0
+BUDGET_RATIO = 5.0  # issue 16: the close of 10⁶ nodes ≤ 5× the bare GROUP BY over its pings
 BUDGET_NODES = 1_000_000
 
 NODE_SQL = "'node-' || lpad(CAST({i} AS VARCHAR), 7, '0')"
@@ -341,7 +341,7 @@ def run(quick: bool, workdir: Path | None = None) -> list[Row]:
                                                                           "us_per_node": r["close_s"] / n * 1e6},
             )
             if n == BUDGET_NODES:
-                row.budget, row.limit, row.compare = f"< {BUDGET_S:.0f} s", BUDGET_S, "value"
+                row.budget, row.limit, row.compare = f"≤ {BUDGET_RATIO:g}× GROUP BY", BUDGET_RATIO, "ratio"
             rows.append(row.check(quick))
         if len(results) >= 2:
             a, b = results[0], results[-1]

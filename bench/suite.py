@@ -22,6 +22,7 @@ from bench import placeholders
 BENCHMARKS: dict[str, str | None] = {
     "replay": "bench.bench_replay",
     "close": "bench.bench_close",
+    "history": "bench.bench_history",
     "simulate": "bench.bench_simulate",
     "stream": "bench.stream_adapter",
     "publish": "bench.bench_publish",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = {"replay", "close", "simulate", "stream", "publish", "api", "investigation", "settlement", "demo"}
+MEASURED = {"replay", "close", "history", "simulate", "stream", "publish", "api", "investigation", "settlement", "demo"}
 NOT_BUILT: set[str] = set()
 
 
