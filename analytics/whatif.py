@@ -12,7 +12,9 @@ what was recorded. This is how the treasury evaluates a ruleset v2 before adopti
               write, with every invariant, `Σ rewards + unallocated = emission` included) into a
               scratch DuckDB of its own, then compares
 
-The comparison (`WhatIf`): the rewards per pool and GPU model that move; how many nodes gain
+The comparison (`WhatIf`): per pool (a GPU model's class is its pool, Appendix A: enterprise,
+community) the pool, allocated and unallocated on each side, then the rewards per pool and GPU
+model that move; how many nodes gain
 or lose eligibility and why (the first failing reason on the side where they do not earn); the
 top gainers and losers with the component that moved them; per (node, epoch) deltas, which
 `write_outputs` saves as Parquet beside an HTML summary with a plot (inline SVG).
@@ -31,6 +33,7 @@ import polars as pl
 import store.db as store
 from payouts.close import close_epoch
 from store import published as published_module
+from scoring.hardware import POOL_COMMUNITY, POOL_ENTERPRISE
 from scoring.invariants import invariant
 from scoring.ruleset import RULESET_V1, RulesetConfig, RulesetError, ruleset_from_mapping
 
@@ -66,6 +69,7 @@ class WhatIf:
     last: int
     epochs: pl.DataFrame  # per epoch: emission, allocated and unallocated, both sides
     deltas: pl.DataFrame  # per (node, epoch) present on either side
+    by_pool: pl.DataFrame = field(default_factory=pl.DataFrame)  # per pool (= class): pool, allocated, unallocated
     by_pool_model: pl.DataFrame = field(default_factory=pl.DataFrame)
     eligibility: pl.DataFrame = field(default_factory=pl.DataFrame)
     movers: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -186,6 +190,7 @@ def _compare(con, cfg: RulesetConfig, baseline: str, first: int, last: int) -> W
     invariant(deltas["baseline_reward"].sum() == epochs["baseline_allocated"].sum(), "baseline rewards add up")
     invariant(deltas["whatif_reward"].sum() == epochs["whatif_allocated"].sum(), "what-if rewards add up")
     w = WhatIf(cfg.ruleset_version, baseline, first, last, epochs, deltas)
+    w.by_pool = pool_totals(con, first, last)
     w.by_pool_model = (deltas.group_by("pool", "gpu_model_key")
                        .agg(pl.col("baseline_reward").sum(), pl.col("whatif_reward").sum(), pl.col("delta").sum())
                        .sort("pool", "gpu_model_key", nulls_last=True))
@@ -193,6 +198,26 @@ def _compare(con, cfg: RulesetConfig, baseline: str, first: int, last: int) -> W
     # the recorded side's weights: ruleset v1's (the only version this engine closes with)
     w.movers = top_movers(deltas, RULESET_V1, cfg)
     return w
+
+
+def pool_totals(con, first: int, last: int) -> pl.DataFrame:
+    """Per pool over the range, each side: the pool, what it allocated, what it left unallocated
+    (the epoch rows' figures; a pool's allocated + unallocated = the pool, checked)."""
+    sides = []
+    for name in (POOL_ENTERPRISE, POOL_COMMUNITY):
+        sides.append(f"""SELECT '{name}' AS pool, b.{name}_pool AS bp, b.{name}_unallocated AS bu,
+                                w.{name}_pool AS wp, w.{name}_unallocated AS wu
+                         FROM src.reward_epochs b JOIN main.reward_epochs w USING (reward_epoch)
+                         WHERE reward_epoch BETWEEN $a AND $b""")
+    frame = store.fetch_polars(con, f"""
+        SELECT pool, sum(bp)::BIGINT AS baseline_pool, sum(wp)::BIGINT AS whatif_pool,
+               sum(bp - bu)::BIGINT AS baseline_allocated, sum(wp - wu)::BIGINT AS whatif_allocated,
+               (sum(wp - wu) - sum(bp - bu))::BIGINT AS delta,
+               sum(bu)::BIGINT AS baseline_unallocated, sum(wu)::BIGINT AS whatif_unallocated
+        FROM ({" UNION ALL ".join(sides)}) GROUP BY pool ORDER BY pool""", {"a": first, "b": last})
+    invariant(((frame["whatif_allocated"] + frame["whatif_unallocated"]) == frame["whatif_pool"]).all(),
+              "each what-if pool: allocated + unallocated == the pool")
+    return frame
 
 
 def eligibility_changes(deltas: pl.DataFrame) -> pl.DataFrame:
@@ -329,6 +354,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head><b
 <p>Every epoch closed under both: Σ rewards + unallocated = emission (asserted on each side).</p>
 {plot_svg(w.epochs)}
 <h2>Per epoch</h2>{_table(w.epochs)}
+<h2>Per pool (class)</h2>{_table(w.by_pool)}
 <h2>Rewards per pool and GPU model that move</h2>{_table(moved) if moved.height else "<p>none</p>"}
 <h2>Eligibility gained and lost, by reason</h2>{_table(w.eligibility) if w.eligibility.height else "<p>none</p>"}
 <h2>Top gainers and losers</h2>{_table(w.movers) if w.movers.height else "<p>none</p>"}

@@ -61,6 +61,7 @@ def print_report(w: WhatIf) -> None:
               f"{e['baseline_allocated'].sum():,} → {e['whatif_allocated'].sum():,} base units, unallocated "
               f"{e['baseline_unallocated'].sum():,} → {e['whatif_unallocated'].sum():,} "
               f"(Σ rewards + unallocated = emission in every epoch, both sides)")
+    _rows("per pool (class): the pool, allocated and unallocated, recorded and what-if (base units)", w.by_pool)
     moved = w.by_pool_model.filter(pl.col("delta") != 0)
     if moved.height:
         _rows("rewards per pool and GPU model that move (base units)", moved)

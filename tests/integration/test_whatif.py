@@ -71,10 +71,39 @@ def test_a_shorter_streak_requirement_moves_rewards_and_says_why(closed_store, t
     assert set(top["node_id"]) == {"n-h100", "n-late", "n-4090"} and w.movers.height == 3
     assert top["moved_by"].str.starts_with("eligibility: streak_short → eligible in ").all()
     assert w.by_pool_model["delta"].sum() == (w.epochs["whatif_allocated"] - w.epochs["baseline_allocated"]).sum()
+    # per pool (class): what moved, and each side's pool = allocated + unallocated
+    assert w.by_pool["pool"].to_list() == ["community", "enterprise"]
+    assert w.by_pool["delta"].sum() == w.by_pool_model["delta"].sum() and (w.by_pool["delta"] > 0).all()
+    for side in ("baseline", "whatif"):
+        assert (w.by_pool[f"{side}_allocated"] + w.by_pool[f"{side}_unallocated"] == w.by_pool[f"{side}_pool"]).all()
+    assert w.by_pool["whatif_pool"].sum() == w.epochs["emission"].sum()
     parquet, page = write_outputs(w, tmp_path / "out")
     assert pl.read_parquet(parquet).equals(w.deltas)
     text = page.read_text()
     assert "<svg" in text and "n-late" in text and "short-streak" in text
+    assert digest(closed_store) == before
+
+
+def test_an_allocation_that_loses_a_base_unit_stops_the_what_if(closed_store, tmp_path, monkeypatch):
+    """Σ rewards + unallocated = emission is asserted in every what-if epoch: an allocator that
+    drops a base unit (neither paid nor unallocated) stops the run, and the store is untouched."""
+    import payouts.steps.allocation as step
+    from scoring.invariants import InvariantViolation
+
+    real = step.allocate_pool_np
+
+    def leaky(pool_amount, node_ids, weights):
+        shares, unallocated = real(pool_amount, node_ids, weights)
+        if len(shares) and shares.sum() > 0:
+            shares = shares.copy()
+            shares[int(shares.argmax())] -= 1
+        return shares, unallocated
+
+    before = digest(closed_store)
+    monkeypatch.setattr(step, "allocate_pool_np", leaky)
+    cfg = load_ruleset(ruleset(tmp_path, 'ruleset_version = "leaky"\nmin_streak_slots = 60\n'))
+    with pytest.raises(InvariantViolation, match="emission"):
+        run_whatif(closed_store, cfg, 1, 3)
     assert digest(closed_store) == before
 
 
@@ -118,7 +147,7 @@ def test_the_command_line_prints_the_report_and_refuses_mistakes_in_one_sentence
                                        capture_output=True, text=True, timeout=120)
     ok = run("--ruleset", str(good), "--from", "1", "--to", "7", "--db", str(closed_store), "--out", str(tmp_path / "o"))
     assert ok.returncode == 0, ok.stderr
-    assert "eligibility gained and lost" in ok.stdout and "n-late" in ok.stdout and "summary:" in ok.stdout
+    assert "per pool (class)" in ok.stdout and "eligibility gained and lost" in ok.stdout and "n-late" in ok.stdout and "summary:" in ok.stdout
     bad = ruleset(tmp_path, 'ruleset_version = "x"\nnope = 1\n')
     no = run("--ruleset", str(bad), "--from", "1", "--to", "7", "--db", str(closed_store))
     assert no.returncode == 1 and "Traceback" not in no.stderr
