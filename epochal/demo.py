@@ -334,22 +334,31 @@ def serve_explorer(run: DemoRun, host: str, port: int, on_ready: Callable[[str],
     app = create_app(ApiConfig(published=run.published, treasury=run.treasury_file))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="on"))
-    # uvicorn runs in a thread so that this one can say when it listens; Ctrl-C reaches this thread
-    thread = threading.Thread(target=server.run, name="epochal-explorer", daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise OSError(f"the explorer could not start on {host}:{port}")
+    # uvicorn serves on this (the main) thread, as `epochal serve` does: Ctrl-C is its graceful
+    # shutdown (lifespan included), and no server thread is still running when the interpreter
+    # exits (a daemon server thread cut short at exit crashed the process now and then). A small
+    # watcher thread says when it listens.
+    url = f"http://{host}:{port}/"
+
+    def watch() -> None:
+        while not server.started and not server.should_exit:
             time.sleep(0.05)
-        on_ready(f"http://{host}:{port}/")
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
+        if server.started:
+            on_ready(url)
+
+    watcher = threading.Thread(target=watch, name="epochal-explorer-ready", daemon=True)
+    watcher.start()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises again the Ctrl-C it shut down on
         pass
+    except SystemExit as exc:  # uvicorn's way of saying it could not bind
+        raise OSError(f"the explorer could not start on {host}:{port}") from exc
     finally:
         server.should_exit = True
-        thread.join(10)
+        watcher.join()
+    if not server.started:
+        raise OSError(f"the explorer could not start on {host}:{port}")
 
 
 def run_stages(run: DemoRun, stages: tuple[Stage, ...] | list[Stage] = DEMO_STAGES,
