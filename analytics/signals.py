@@ -451,13 +451,21 @@ def same_second(f: Features) -> pl.DataFrame:
 # ---------------------------------------------------------------- registration
 
 def _log10_poisson_tail(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """log10 P(X ≥ k), X ~ Poisson(mu), summed over 60 terms from k (k small, mu small here)."""
-    out = np.empty(k.size)
+    """log10 P(X ≥ k), X ~ Poisson(mu). Exact (a sum of terms from k) while mu is small; past
+    mu = 30 the Chernoff bound −(k·ln(k/mu) − k + mu), which never claims more than the truth;
+    0 when k ≤ mu (the tail is then about one half or more: no evidence)."""
+    k = np.asarray(k, dtype=np.float64)
+    mu = np.maximum(np.asarray(mu, dtype=np.float64), 1e-12)
+    out = np.zeros(k.size)
     for i, (kk, m) in enumerate(zip(k.tolist(), mu.tolist())):
-        m = max(m, 1e-12)
-        terms = [-m + j * math.log(m) - math.lgamma(j + 1) for j in range(int(kk), int(kk) + 60)]
+        if kk <= m:
+            continue
+        if m > 30:
+            out[i] = -(kk * math.log(kk / m) - kk + m) / math.log(10)
+            continue
+        terms = [-m + j * math.log(m) - math.lgamma(j + 1) for j in range(int(kk), int(kk) + 200)]
         top = max(terms)
-        out[i] = (top + math.log(sum(math.exp(t - top) for t in terms))) / math.log(10)
+        out[i] = min(0.0, (top + math.log(sum(math.exp(t - top) for t in terms))) / math.log(10))
     return out
 
 
@@ -520,33 +528,49 @@ def registration_burst(f: Features) -> pl.DataFrame:
 # ---------------------------------------------------------------- jobs
 
 def wash_jobs(f: Features) -> pl.DataFrame:
-    """A buyer whose jobs keep going back to the same few nodes, far more often than its number
-    of jobs spread over the nodes that take jobs would give (Poisson tail of the repeats)."""
+    """Jobs that circulate a buyer's money among the same few suppliers: a buyer whose jobs
+    keep going back to a small closed set of nodes.
+
+    For each (buyer, node) the number of the buyer's jobs the node took is set against what
+    chance gives: the buyer's jobs spread over the nodes as every *other* buyer's jobs are
+    (μ = jobs of the buyer × the node's share of the others' jobs, smoothed), Poisson tail,
+    corrected for the number of (buyer, node) pairs looked at. A node past 1e-3 after that
+    correction is a *regular supplier* of the buyer. The buyer washes when its regular
+    suppliers are two or more, at most `MAX_BUCKET`, and took at least half of its jobs (its
+    money stays inside that set); a busy honest buyer spreads its jobs over the network and
+    returns to a node about as often as chance says, so sharing one makes no link. The
+    suppliers of a washing buyer are linked two by two (citing one job each)."""
     j = f.jobs.drop_nulls("buyer_id")
     if j.is_empty():
         return _empty()
+    total = j.height
     active = j["idx"].n_unique()
-    per = j.group_by("buyer_id").agg(pl.len().alias("jobs"), pl.col("idx").n_unique().alias("nodes"))
-    per = per.with_columns((pl.col("jobs") - pl.col("nodes")).alias("repeats"),
-                           (pl.col("jobs") * (pl.col("jobs") - 1) / (2 * active)).alias("mu"))
-    per = per.filter((pl.col("repeats") >= 3) & (pl.col("nodes") >= 2))
-    if per.is_empty():
+    per_buyer = j.group_by("buyer_id").agg(pl.len().alias("jb"))
+    per_node = j.group_by("idx").agg(pl.len().alias("jn"))
+    bn = (j.group_by(["buyer_id", "idx"]).agg(pl.len().alias("k"), pl.col("event_id").min().alias("ev"))
+          .join(per_buyer, on="buyer_id").join(per_node, on="idx"))
+    # the node's share of the other buyers' jobs, smoothed by one job per active node
+    bn = bn.with_columns(((pl.col("jn") - pl.col("k") + 1) / (total - pl.col("jb") + active)).alias("share"))
+    bn = bn.with_columns((pl.col("jb") * pl.col("share")).alias("mu"))
+    tests = math.log10(max(bn.height, 1))
+    cand = bn.filter(pl.col("k") >= 2)
+    if cand.is_empty():
         return _empty()
-    lp = _log10_poisson_tail(per["repeats"].to_numpy(), per["mu"].to_numpy())
-    per = per.with_columns(pl.Series("lp", lp)).filter(pl.col("lp") <= -6)
-    if per.is_empty():
+    lp = _log10_poisson_tail(cand["k"].to_numpy(), cand["mu"].to_numpy())
+    reg = cand.with_columns(pl.Series("lp", lp) + tests).filter(pl.col("lp") <= -3)
+    if reg.is_empty():
         return _empty()
-    # link the nodes that took two or more of the buyer's jobs, each to the busiest one
-    use = j.join(per.select("buyer_id", "lp"), on="buyer_id")
-    # a node that took one job of a blatant wash buyer (beyond 1e-10) counts too
-    cnt = use.group_by(["buyer_id", "idx"]).agg(pl.len().alias("k"), pl.col("event_id").first().alias("ev"),
-                                               pl.col("lp").first()).filter(
-        (pl.col("k") >= 2) | (pl.col("lp") <= -10))
-    hub = cnt.sort(["buyer_id", "k", "idx"], descending=[False, True, False]).group_by("buyer_id", maintain_order=True).first()
-    p = cnt.join(hub.select("buyer_id", pl.col("idx").alias("h"), pl.col("ev").alias("ev_h")), on="buyer_id").filter(
-        pl.col("idx") != pl.col("h"))
-    p = p.select(pl.min_horizontal("idx", "h").alias("a"), pl.max_horizontal("idx", "h").alias("b"), "lp",
-                 pl.col("ev").alias("ev_a"), pl.col("ev_h").alias("ev_b"))
+    closed = reg.group_by("buyer_id").agg(pl.len().alias("nodes"), pl.col("k").sum().alias("kept"),
+                                          pl.col("jb").first()).filter(
+        (pl.col("nodes") >= 2) & (pl.col("nodes") <= MAX_BUCKET) & (2 * pl.col("kept") >= pl.col("jb")))
+    reg = reg.join(closed.select("buyer_id", (pl.col("kept") / pl.col("jb")).alias("closed")), on="buyer_id")
+    if reg.is_empty():
+        return _empty()
+    d = reg.select("idx", "buyer_id", "ev", "lp")
+    p = d.join(d, on="buyer_id", suffix="_r").filter(pl.col("idx") < pl.col("idx_r")).select(
+        pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), pl.max_horizontal("lp", "lp_r").alias("lp"),
+        pl.col("ev").alias("ev_a"), pl.col("ev_r").alias("ev_b"))
+    # value: log10 of the weaker side's odds (after the correction); 0.5 makes a link alone
     return _finish(p, -pl.col("lp"), pl.lit(0.5))
 
 
