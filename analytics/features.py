@@ -18,6 +18,21 @@ from scoring.hardware import get_model
 from .source import Source
 
 MINHASH_K = 12  # same-second signature length (4 bands of 3)
+SAMPLE_NODE_MINUTES = 16_000_000  # node-minutes the ping pass reads in full; beyond, a sample
+SAMPLE_MIN_MINUTES = 180  # never fewer minutes per node than this (three hours of pings)
+
+
+def ping_sample(nodes: int, epochs: int) -> int:
+    """One minute in `r` is read by the ping pass (r a power of two, 1 on any archive of up to
+    `SAMPLE_NODE_MINUTES` node-minutes): the ping pass is the investigation's one scan of
+    every ping, and past that size reading all of them costs minutes for figures that a few
+    hundred pings per node already pin down. The minutes are chosen by a hash of the minute,
+    so the choice depends on nothing but the archive's time axis."""
+    minutes = max(int(epochs), 1) * 60
+    r = 1
+    while nodes * minutes / (2 * r) >= SAMPLE_NODE_MINUTES and minutes / (2 * r) >= SAMPLE_MIN_MINUTES:
+        r *= 2
+    return r
 
 
 @dataclass
@@ -30,7 +45,8 @@ class Features:
     verdicts: pl.DataFrame  # idx, hw_verdict, benchmark_event_id (at epoch N)
     rtt: pl.DataFrame  # idx, checker_id, n, med_log (mean of ln rtt), sd_log, se_log
     minhash: np.ndarray  # (nodes, MINHASH_K) uint64, or empty when no pings
-    ping_counts: np.ndarray  # reachable pings per node
+    ping_counts: np.ndarray  # reachable pings per node, among those read (see `ping_sample`)
+    ping_rate: int = 1  # one minute in `ping_rate` read by the ping pass
 
     @property
     def n(self) -> int:
@@ -121,7 +137,12 @@ def load_features(src: Source) -> Features:
 
     # One pass over the pings: per (node, checker) the count, the mean and spread of ln(rtt)
     # (the round trips' jitter is multiplicative), and the MinHash of the (checker, second)
-    # tokens (the per-node MinHash is the minimum over its checkers).
+    # tokens (the per-node MinHash is the minimum over its checkers). On a large archive the
+    # pass reads a sample of whole minutes, the same minutes for every node (`ping_sample`):
+    # a same-second pair still shares its seconds inside them, and round trips keep tens of
+    # pings per node and checker; their standard errors count only the pings read.
+    rate = ping_sample(nodes.height, epochs.size)
+    where = "reachable" if rate == 1 else f"reachable AND hash(occurred_at_us // 60000000) % {rate} = 0"
     mins = ", ".join(f"min(hash(checker_id, occurred_at_us // 1000000, {k}))::UBIGINT AS h{k}"
                      for k in range(MINHASH_K))
     per = fetch_polars(
@@ -130,7 +151,7 @@ def load_features(src: Source) -> Features:
                    avg(ln(rtt_ms)) FILTER (WHERE rtt_ms > 0) AS med_log,
                    coalesce(stddev_samp(ln(rtt_ms)) FILTER (WHERE rtt_ms > 0), 0) AS sd_log,
                    count(*) FILTER (WHERE rtt_ms > 0)::BIGINT AS n_rtt, {mins}
-            FROM inv_pings WHERE reachable GROUP BY node_id, checker_id""",
+            FROM inv_pings WHERE {where} GROUP BY node_id, checker_id""",
     ).join(key, on="node_id", how="inner")
     rtt = per.filter(pl.col("n_rtt") > 0).select(
         "idx", "checker_id", pl.col("n_rtt").alias("n"), "med_log", "sd_log",
@@ -142,4 +163,4 @@ def load_features(src: Source) -> Features:
         ix = mh["idx"].to_numpy()
         minhash[ix] = mh.select([f"h{k}" for k in range(MINHASH_K)]).cast(pl.UInt64).to_numpy()
         counts[ix] = mh["pings"].to_numpy()
-    return Features(nodes, benchmarks, jobs, up_words, epochs, verdicts, rtt, minhash, counts)
+    return Features(nodes, benchmarks, jobs, up_words, epochs, verdicts, rtt, minhash, counts, rate)

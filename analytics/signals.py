@@ -85,14 +85,15 @@ def _in_triangle(p: pl.DataFrame) -> pl.DataFrame:
 def _finish(p: pl.DataFrame, value: pl.Expr, weight: pl.Expr) -> pl.DataFrame:
     if p.is_empty():
         return _empty()
-    return (
-        p.with_columns(value.cast(pl.Float64).alias("value"), weight.cast(pl.Float64).alias("weight"),
+    p = p.with_columns(value.cast(pl.Float64).alias("value"), weight.cast(pl.Float64).alias("weight"),
                        pl.concat_list([pl.col("ev_a"), pl.col("ev_b")]).list.drop_nulls().alias("evidence"))
-        .group_by(["a", "b"])
-        .agg(pl.col("value").max(), pl.col("weight").max(), pl.col("evidence").list.explode(keep_nulls=False, empty_as_null=False).unique().sort())
-        .select(list(PAIR_SCHEMA))
-        .sort(["a", "b"])
-    )
+    if p.select(pl.struct("a", "b").is_duplicated().any()).item():
+        p = p.group_by(["a", "b"]).agg(
+            pl.col("value").max(), pl.col("weight").max(),
+            pl.col("evidence").list.explode(keep_nulls=False, empty_as_null=False).unique().sort())
+    else:  # one row per pair already (most signals): no grouping of the lists
+        p = p.with_columns(pl.col("evidence").list.unique().list.sort())
+    return p.select(list(PAIR_SCHEMA)).sort(["a", "b"])
 
 
 # ---------------------------------------------------------------- hard links
@@ -135,11 +136,17 @@ def neighbour_subnet(f: Features) -> pl.DataFrame:
     d = f.nodes.select("idx", "net16", "c3", "reg_event_id", "subnet").drop_nulls(["net16", "c3"])
     size = d.group_by("net16").len()
     d = d.join(size.filter(pl.col("len") <= MAX_BUCKET), on="net16").drop("len")
-    j = d.join(d, on="net16", suffix="_r").filter(
-        (pl.col("idx") < pl.col("idx_r")) & ((pl.col("c3") - pl.col("c3_r")).abs().is_between(1, 3))
-    )
-    p = j.select(pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), (pl.col("c3") - pl.col("c3_r")).abs().alias("gap"),
-                 pl.col("reg_event_id").alias("ev_a"), pl.col("reg_event_id_r").alias("ev_b"))
+    # one join per gap, on the neighbour's exact /24 (never all pairs of a /16)
+    parts = []
+    for gap in (1, 2, 3):
+        j = d.join(d.with_columns(pl.col("c3") - gap), on=["net16", "c3"], suffix="_r")
+        parts.append(j.select(pl.min_horizontal("idx", "idx_r").alias("a"), pl.max_horizontal("idx", "idx_r").alias("b"),
+                              pl.lit(gap, pl.Int32).alias("gap"),
+                              pl.when(pl.col("idx") < pl.col("idx_r")).then(pl.col("reg_event_id"))
+                              .otherwise(pl.col("reg_event_id_r")).alias("ev_a"),
+                              pl.when(pl.col("idx") < pl.col("idx_r")).then(pl.col("reg_event_id_r"))
+                              .otherwise(pl.col("reg_event_id")).alias("ev_b")))
+    p = pl.concat(parts)
     return _finish(p, pl.col("gap"), pl.lit(0.12))
 
 
