@@ -38,11 +38,12 @@ import networkx as nx
 import numpy as np
 import polars as pl
 
+from scoring.ruleset import RULESET_V1
+from scoring.timing import get_epoch_start_us
+
 from .features import Features, load_features
 from .signals import SIGNALS, Signal, lockstep_context
 from .source import Source
-from scoring.ruleset import RULESET_V1
-from scoring.timing import get_epoch_start_us
 
 EDGE_MIN = 0.5
 DEFAULT_MIN_SCORE = 0.5
@@ -303,29 +304,75 @@ PING_SIGNALS = ("lockstep_uptime", "same_second_pings", "rtt_twins")
 MAX_CITED = 60  # event ids cited per signal and cluster (the figures count them all)
 
 
+EVIDENCE_MINUTES = 30  # the window after a cluster's last registration its ping evidence is cited from
+CITED_RISES = 8  # slots per cluster where members came back up together, cited for lockstep
+
+
+def _time_ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Disjoint [lo, hi) ranges covering every span (merged when they touch)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def cite_ping_evidence(inv: Investigation) -> None:
-    """Give the ping-based signals of the flagged farm clusters the event ids behind them, with
-    one query per signal over just those clusters' nodes: the pings that ended a shared gap
-    (lockstep), the pings of two or more members in one second by one checker (same-second),
-    and each member's first pings from each checker (round trips)."""
+    """Give the ping-based signals of the flagged farm clusters the event ids behind them, read
+    from a few minutes of the archive only (a scan of every ping would cost the investigation
+    as much again): for each cluster, the pings of the `EVIDENCE_MINUTES` after its last member
+    registered (two or more members' pings taken in one second by one checker: same-second;
+    each member's first ping from each checker: round trips), and the pings that ended a gap
+    in the first `CITED_RISES` minutes members came back up together (lockstep). Each minute
+    range is its own pruned scan (the archive is stored in time order)."""
     con = inv.src.con
-    ids = inv.features.nodes["node_id"].to_list()
+    f = inv.features
+    ids = f.nodes["node_id"].to_list()
     want = [c for c in inv.clusters if c.kind == "farm" and c.score >= inv.min_score
             and any(s["name"] in PING_SIGNALS for s in c.signals)]
     if not want:
         return
     member = pl.DataFrame({"node_id": [ids[i] for c in want for i in c.node_idx],
                            "cluster": [k for k, c in enumerate(want) for _ in c.node_idx]})
-    con.register("inv_members", member.to_arrow())
     t0 = get_epoch_start_us(inv.src.first_epoch, RULESET_V1)
+    minute = 60_000_000
+    reg = f.nodes["registered_at_us"].to_list()
+    windows = []
+    for k, c in enumerate(want):
+        last = max([reg[i] for i in c.node_idx if reg[i] is not None] or [t0])
+        lo = max(t0, last // minute * minute)
+        windows.append((k, lo, min(lo + EVIDENCE_MINUTES * minute, inv.src.end_us)))
+    # the slots where two or more members of a cluster came back up together (lockstep)
+    up, mask, _ = lockstep_context(f)
+    rises = []
+    for k, c in enumerate(want):
+        rows = np.asarray(c.node_idx)
+        r = up[rows, 1:] & ~up[rows, :-1] & ~mask[rows, 1:]
+        slots = np.flatnonzero(r.sum(axis=0) >= 2) + 1
+        for s in slots[:CITED_RISES].tolist():
+            for i in rows[r[:, s - 1]].tolist():
+                rises.append((k, ids[i], t0 + s * minute))
+    ranges = _time_ranges([(lo, hi) for _, lo, hi in windows if hi > lo] + [(t, t + minute) for _, _, t in rises])
+    scan = " UNION ALL ".join(
+        f"""SELECT node_id, event_id, checker_id, occurred_at_us FROM inv_pings
+            WHERE reachable AND occurred_at_us >= {lo} AND occurred_at_us < {hi}""" for lo, hi in ranges)
+    rise = pl.DataFrame(rises, schema={"cluster": pl.Int64, "node_id": pl.Utf8, "t": pl.Int64}, orient="row")
+    win = pl.DataFrame(windows, schema={"cluster": pl.Int64, "lo": pl.Int64, "hi": pl.Int64}, orient="row")
+    con.register("inv_members", member.to_arrow())
+    con.register("inv_rises", rise.to_arrow())
+    con.register("inv_windows", win.to_arrow())
     try:
-        # one scan of the archive's pings: the flagged members' reachable pings, kept for the three queries
-        con.execute("""CREATE OR REPLACE TEMP TABLE inv_member_pings AS
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE inv_member_pings AS
                        SELECT m.cluster, q.node_id, q.event_id, q.checker_id, q.occurred_at_us
-                       FROM inv_pings q JOIN inv_members m USING (node_id) WHERE q.reachable""")
+                       FROM ({scan}) q JOIN inv_members m USING (node_id)""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE inv_window_pings AS
+                       SELECT p.* FROM inv_member_pings p JOIN inv_windows w ON p.cluster = w.cluster
+                         AND p.occurred_at_us >= w.lo AND p.occurred_at_us < w.hi""")
         same = con.execute(
             f"""WITH p AS (SELECT cluster, node_id, event_id, checker_id, occurred_at_us // 1000000 AS sec
-                           FROM inv_member_pings),
+                           FROM inv_window_pings),
                      s AS (SELECT cluster, checker_id, sec FROM p GROUP BY ALL HAVING count(DISTINCT node_id) >= 2)
                 SELECT cluster, list(event_id ORDER BY event_id) FROM (
                   SELECT p.cluster, p.event_id FROM p JOIN s USING (cluster, checker_id, sec)
@@ -336,21 +383,11 @@ def cite_ping_evidence(inv: Investigation) -> None:
                   SELECT cluster, event_id FROM (
                     SELECT cluster, event_id, row_number() OVER (PARTITION BY node_id, checker_id
                                                                  ORDER BY occurred_at_us, event_id) AS r
-                    FROM inv_member_pings) WHERE r = 1
+                    FROM inv_window_pings) WHERE r = 1
                   QUALIFY row_number() OVER (PARTITION BY cluster ORDER BY event_id) <= {MAX_CITED})
                 GROUP BY cluster""").fetchall()
-        up, mask, _ = lockstep_context(inv.features)
-        rises = []
-        for k, c in enumerate(want):
-            rows = np.asarray(c.node_idx)
-            r = up[rows, 1:] & ~up[rows, :-1] & ~mask[rows, 1:]
-            slots = np.flatnonzero(r.sum(axis=0) >= 2) + 1
-            for s in slots[:20].tolist():
-                for i in rows[r[:, s - 1]].tolist():
-                    rises.append((k, ids[i], t0 + s * 60_000_000))
         lock = []
         if rises:
-            con.register("inv_rises", pl.DataFrame(rises, schema=["cluster", "node_id", "t"], orient="row").to_arrow())
             lock = con.execute(
                 f"""SELECT cluster, list(event_id ORDER BY event_id)[1:{MAX_CITED}] FROM (
                       SELECT r.cluster, q.event_id, row_number() OVER (PARTITION BY r.cluster, r.node_id, r.t
@@ -358,10 +395,11 @@ def cite_ping_evidence(inv: Investigation) -> None:
                       FROM inv_rises r JOIN inv_member_pings q ON q.node_id = r.node_id AND q.cluster = r.cluster
                         AND q.occurred_at_us >= r.t AND q.occurred_at_us < r.t + 60000000)
                     WHERE n = 1 GROUP BY cluster""").fetchall()
-            con.unregister("inv_rises")
     finally:
-        con.unregister("inv_members")
+        for name in ("inv_rises", "inv_members", "inv_windows"):
+            con.unregister(name)
         con.execute("DROP TABLE IF EXISTS inv_member_pings")
+        con.execute("DROP TABLE IF EXISTS inv_window_pings")
     cited = {"same_second_pings": dict(same), "rtt_twins": dict(rtt), "lockstep_uptime": dict(lock)}
     for k, c in enumerate(want):
         for s in c.signals:
