@@ -538,47 +538,58 @@ def wash_jobs(f: Features) -> pl.DataFrame:
     """Jobs that circulate a buyer's money among the same few suppliers: a buyer whose jobs
     keep going back to a small closed set of nodes.
 
-    For each (buyer, node) the number of the buyer's jobs the node took is set against what
-    chance gives: the buyer's jobs spread over the nodes as every *other* buyer's jobs are
-    (μ = jobs of the buyer × the node's share of the others' jobs, smoothed), Poisson tail,
-    corrected for the number of (buyer, node) pairs looked at. A node past 1e-3 after that
-    correction is a *regular supplier* of the buyer. The buyer washes when its regular
-    suppliers are two or more, at most `MAX_BUCKET`, and took at least half of its jobs (its
-    money stays inside that set); a busy honest buyer spreads its jobs over the network and
-    returns to a node about as often as chance says, so sharing one makes no link. The
-    suppliers of a washing buyer are linked two by two (citing one job each)."""
+    *The buyer returns far more than chance.* Its repeats (jobs − distinct nodes) are set
+    against what its jobs would give spread over the nodes as every *other* buyer's jobs are
+    (each node's share of the others' jobs, smoothed by one job per active node; the mean is
+    the expected number of pairs of its jobs on one node, C(J, 2)·Σ share², which never
+    undercounts the repeats), Poisson tail, corrected for the number of buyers looked at,
+    past 1e-4. *Its money stays in a small set.* Its regular suppliers (nodes that took two or
+    more of its jobs) are two or more, at most `MAX_BUCKET`, and took at least half of its
+    jobs. A busy honest buyer returns to a node about as often as chance says, and one that
+    mostly buys across the network is not closed, so sharing a buyer alone makes no link. The
+    regular suppliers of a washing buyer are linked two by two (citing one job each); when
+    they took three quarters of its jobs, so are the nodes that took a single one (a link
+    alone when the buyer is past 1e-10, else 0.45: one more tie to the set makes a link)."""
     j = f.jobs.drop_nulls("buyer_id")
     if j.is_empty():
         return _empty()
     total = j.height
     active = j["idx"].n_unique()
-    per_buyer = j.group_by("buyer_id").agg(pl.len().alias("jb"))
     per_node = j.group_by("idx").agg(pl.len().alias("jn"))
-    bn = (j.group_by(["buyer_id", "idx"]).agg(pl.len().alias("k"), pl.col("event_id").min().alias("ev"))
-          .join(per_buyer, on="buyer_id").join(per_node, on="idx"))
-    # the node's share of the other buyers' jobs, smoothed by one job per active node
-    bn = bn.with_columns(((pl.col("jn") - pl.col("k") + 1) / (total - pl.col("jb") + active)).alias("share"))
-    bn = bn.with_columns((pl.col("jb") * pl.col("share")).alias("mu"))
-    tests = math.log10(max(bn.height, 1))
-    cand = bn.filter(pl.col("k") >= 2)
-    if cand.is_empty():
+    sq_all = float(((per_node["jn"] + 1).cast(pl.Float64) ** 2).sum())
+    bn = (j.group_by(["buyer_id", "idx"]).agg(pl.len().cast(pl.Int64).alias("k"), pl.col("event_id").min().alias("ev"))
+          .join(per_node.with_columns(pl.col("jn").cast(pl.Int64)), on="idx"))
+    # Σ over all nodes of (others' jobs + 1)²: the global sum, corrected on the buyer's own nodes
+    per = bn.group_by("buyer_id").agg(
+        pl.col("k").sum().alias("jobs"), pl.len().alias("nodes"),
+        (((pl.col("jn") - pl.col("k") + 1) ** 2) - (pl.col("jn") + 1) ** 2).cast(pl.Float64).sum().alias("dsq"),
+        pl.col("k").filter(pl.col("k") >= 2).sum().alias("kept"), (pl.col("k") >= 2).sum().alias("regular"))
+    per = per.with_columns(
+        (pl.col("jobs") - pl.col("nodes")).alias("repeats"),
+        (pl.col("jobs") * (pl.col("jobs") - 1) / 2 * (sq_all + pl.col("dsq"))
+         / (total - pl.col("jobs") + active).cast(pl.Float64) ** 2).alias("mu"))
+    tests = math.log10(max(per.height, 1))
+    per = per.filter((pl.col("repeats") >= 2) & (pl.col("regular") >= 2) & (pl.col("regular") <= MAX_BUCKET)
+                     & (2 * pl.col("kept") >= pl.col("jobs")))
+    if per.is_empty():
         return _empty()
-    lp = _log10_poisson_tail(cand["k"].to_numpy(), cand["mu"].to_numpy())
-    reg = cand.with_columns(pl.Series("lp", lp) + tests).filter(pl.col("lp") <= -3)
-    if reg.is_empty():
+    lp = _log10_poisson_tail(per["repeats"].to_numpy(), per["mu"].to_numpy()) + tests
+    per = per.with_columns(pl.Series("lp", lp)).filter(pl.col("lp") <= -4)
+    if per.is_empty():
         return _empty()
-    closed = reg.group_by("buyer_id").agg(pl.len().alias("nodes"), pl.col("k").sum().alias("kept"),
-                                          pl.col("jb").first()).filter(
-        (pl.col("nodes") >= 2) & (pl.col("nodes") <= MAX_BUCKET) & (2 * pl.col("kept") >= pl.col("jb")))
-    reg = reg.join(closed.select("buyer_id", (pl.col("kept") / pl.col("jb")).alias("closed")), on="buyer_id")
-    if reg.is_empty():
-        return _empty()
-    d = reg.select("idx", "buyer_id", "ev", "lp")
+    # the nodes that took a single job of a washing buyer whose regular suppliers took three
+    # quarters of its jobs are in the loop too: at full weight when the buyer is blatant
+    # (past 1e-10), else just short of a link alone (another tie to the set makes one)
+    closed3 = 4 * pl.col("kept") >= 3 * pl.col("jobs")
+    d = bn.join(per.select("buyer_id", "lp", closed3.alias("c3"), (pl.col("lp") <= -10).alias("blatant")),
+                on="buyer_id").filter((pl.col("k") >= 2) | pl.col("c3")).select(
+        "idx", "buyer_id", "ev", "lp", "blatant", (pl.col("k") >= 2).alias("regular"))
     p = d.join(d, on="buyer_id", suffix="_r").filter(pl.col("idx") < pl.col("idx_r")).select(
-        pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), pl.max_horizontal("lp", "lp_r").alias("lp"),
+        pl.col("idx").alias("a"), pl.col("idx_r").alias("b"), "lp",
+        pl.when(pl.col("regular") & pl.col("regular_r") | pl.col("blatant")).then(0.5).otherwise(0.45).alias("w"),
         pl.col("ev").alias("ev_a"), pl.col("ev_r").alias("ev_b"))
-    # value: log10 of the weaker side's odds (after the correction); 0.5 makes a link alone
-    return _finish(p, -pl.col("lp"), pl.lit(0.5))
+    # value: −log10 of the buyer's odds (after the correction); 0.5 makes a link alone
+    return _finish(p, -pl.col("lp"), pl.col("w"))
 
 
 SIGNALS: tuple[Signal, ...] = (

@@ -44,10 +44,13 @@ def test_a_buyer_closed_on_a_few_nodes_links_them():
     rng = np.random.default_rng(2)
     rows = _network(rng)
     farm = [5000, 5001, 5002, 5003]
-    rows += [(farm[int(rng.integers(0, 4))], "loop") for _ in range(14)] + [(7000, "loop")]
+    rows += [(farm[k % 4], "loop") for k in range(14)]
     p = wash_jobs(_jobs(rows))
-    assert set(p["a"].to_list()) | set(p["b"].to_list()) <= set(farm)
-    assert p.height >= 3 and p["evidence"].list.len().min() == 2
+    assert set(p["a"].to_list()) | set(p["b"].to_list()) == set(farm)
+    assert p.height == 6 and p["evidence"].list.len().min() == 2
+    # one more job of the loop on a node of its own: blatant and closed, that node is in the loop
+    p = wash_jobs(_jobs(rows + [(7000, "loop")]))
+    assert set(p["a"].to_list()) | set(p["b"].to_list()) == set(farm) | {7000}
 
 
 def test_a_buyer_that_mostly_buys_elsewhere_is_not_washing():
