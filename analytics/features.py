@@ -39,7 +39,7 @@ def ping_sample(nodes: int, epochs: int) -> int:
 class Features:
     nodes: pl.DataFrame  # idx, node_id, reg_event_id, registered_at_us, wallet, ip, region, gpu_model, gpu_count, operator_id, fleet, subnet, net16, c3, rewards_base_units, epochs_paid
     benchmarks: pl.DataFrame  # idx, event_id, occurred_at_us, gpu_model, gpu_count, fp32, bw, vram, ip, fingerprints
-    jobs: pl.DataFrame  # idx, event_id, buyer_id, status, fee
+    jobs: pl.DataFrame  # idx, event_id, occurred_at_us, buyer_id, job_id, status, fee, started_us, ended_us
     up_words: np.ndarray  # (nodes, epochs) uint64: slot bitmaps of the closed epochs ≤ N
     epochs: np.ndarray  # the epochs of up_words' columns
     verdicts: pl.DataFrame  # idx, hw_verdict, benchmark_event_id (at epoch N)
@@ -47,6 +47,7 @@ class Features:
     minhash: np.ndarray  # (nodes, MINHASH_K) uint64, or empty when no pings
     ping_counts: np.ndarray  # reachable pings per node, among those read (see `ping_sample`)
     ping_rate: int = 1  # one minute in `ping_rate` read by the ping pass
+    wallets: pl.DataFrame | None = None  # idx, event_id, occurred_at_us, wallet: every registration, in time order
 
     @property
     def n(self) -> int:
@@ -115,10 +116,18 @@ def load_features(src: Source) -> Features:
     jobs = fetch_polars(
         con,
         """SELECT node_id, event_id, occurred_at_us, payload->>'buyer_id' AS buyer_id, payload->>'job_id' AS job_id,
-                  payload->>'status' AS status, TRY_CAST(payload->>'fee_base_units' AS BIGINT) AS fee
+                  payload->>'status' AS status, TRY_CAST(payload->>'fee_base_units' AS BIGINT) AS fee,
+                  epoch_us(TRY_CAST(payload->>'started_at' AS TIMESTAMPTZ)) AS started_us,
+                  epoch_us(TRY_CAST(payload->>'ended_at' AS TIMESTAMPTZ)) AS ended_us
            FROM inv_events WHERE event_type = 'job.completed'
            QUALIFY row_number() OVER (PARTITION BY payload->>'job_id' ORDER BY occurred_at_us, event_id) = 1""",
     ).join(key, on="node_id", how="inner").sort(["idx", "event_id"])
+
+    wallets = fetch_polars(
+        con,
+        """SELECT node_id, event_id, occurred_at_us, payload->>'wallet' AS wallet
+           FROM inv_events WHERE event_type = 'node.registered' AND payload->>'wallet' IS NOT NULL""",
+    ).join(key, on="node_id", how="inner").sort(["occurred_at_us", "event_id"])
 
     scores = fetch_polars(
         con, "SELECT reward_epoch, node_id, slot_bitmap::UBIGINT AS slot_bitmap FROM inv_scores"
@@ -163,4 +172,4 @@ def load_features(src: Source) -> Features:
         ix = mh["idx"].to_numpy()
         minhash[ix] = mh.select([f"h{k}" for k in range(MINHASH_K)]).cast(pl.UInt64).to_numpy()
         counts[ix] = mh["pings"].to_numpy()
-    return Features(nodes, benchmarks, jobs, up_words, epochs, verdicts, rtt, minhash, counts, rate)
+    return Features(nodes, benchmarks, jobs, up_words, epochs, verdicts, rtt, minhash, counts, rate, wallets)

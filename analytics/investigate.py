@@ -21,6 +21,10 @@ inside, `c_f` the share of the cluster's nodes its edges touch; a cluster held t
 circumstantial signals only is scaled by its size (0.6 for a pair, 0.85 for three nodes), since
 chance pairs exist in any large network. `strength` is `hard` when a hard link is inside.
 
+**Per-node signals** (`NODE_SIGNALS`: a move to a wallet never seen before; job outcomes no
+honest supplier produces) describe a node, not a tie between two: they are listed with the
+clusters of the nodes they concern and kept out of the graph and of the scores.
+
 **Spoofing** (kind `spoofing`): one cluster per node whose latest benchmark at the cut is
 `impossible` or `mismatch` against its claim (the close's own verdict), or that reported a GPU
 fingerprint another node had reported first (ruleset §10's binding; the first holder is the
@@ -42,7 +46,7 @@ from scoring.ruleset import RULESET_V1
 from scoring.timing import get_epoch_start_us
 
 from .features import Features, load_features
-from .signals import SIGNALS, Signal, lockstep_context
+from .signals import NODE_SIGNALS, SIGNALS, Signal, lockstep_context
 from .source import Source
 
 EDGE_MIN = 0.5
@@ -76,6 +80,7 @@ class Investigation:
     subnets: list[dict]
     min_score: float
     disabled: tuple[str, ...]
+    node_signals: pl.DataFrame | None = None  # idx, signal, value, evidence, detail (per-node signals)
 
     def node_id(self, i: int) -> str:
         return self.features.nodes["node_id"][i]
@@ -98,6 +103,38 @@ def collect_pairs(f: Features, signals: tuple[Signal, ...]) -> pl.DataFrame:
                                     "evidence": pl.List(pl.Utf8), "signal": pl.Utf8, "family": pl.Utf8,
                                     "strength": pl.Utf8})
     return pl.concat(frames).sort(["a", "b", "signal"])
+
+
+def collect_node_signals(f: Features, signals: tuple[Signal, ...]) -> pl.DataFrame:
+    frames = [s.fn(f).with_columns(pl.lit(s.name).alias("signal")) for s in signals]
+    frames = [x for x in frames if x.height]
+    if not frames:
+        return pl.DataFrame(schema={"idx": pl.Int64, "value": pl.Float64, "evidence": pl.List(pl.Utf8),
+                                    "detail": pl.Utf8, "signal": pl.Utf8})
+    return pl.concat(frames).sort(["idx", "signal"])
+
+
+def _add_node_signals(clusters: list[Cluster], per_node: pl.DataFrame, ids: list[str]) -> None:
+    """Each cluster's members' per-node signals, summarised beside its pair signals (they
+    describe the members; they tie no node to another, so they neither form nor score a
+    cluster)."""
+    if per_node.is_empty():
+        return
+    by_node: dict[int, list[dict]] = {}
+    for r in per_node.iter_rows(named=True):
+        by_node.setdefault(r["idx"], []).append(r)
+    for c in clusters:
+        rows = [r for i in c.node_idx for r in by_node.get(i, [])]
+        for name in sorted({r["signal"] for r in rows}):
+            g = [r for r in rows if r["signal"] == name]
+            c.signals.append({
+                "name": name,
+                "value": {"nodes": len(g), "node_ids": [ids[r["idx"]] for r in g[:50]],
+                          "min": round(min(r["value"] for r in g), 6), "max": round(max(r["value"] for r in g), 6),
+                          "detail": g[0]["detail"]},
+                "event_ids": sorted({e for r in g for e in r["evidence"]})[:MAX_CITED],
+                "family": "node", "strength": "circumstantial", "pairs": [],
+            })
 
 
 def _fleet_pairs(f: Features, pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -253,7 +290,9 @@ def run(src: Source, *, min_score: float = DEFAULT_MIN_SCORE, disabled: tuple[st
         c.cluster_id = f"{c.kind}-{k + 1:03d}-{ids[c.node_idx[0]]}"
     fleets, subnets = _lookalikes(f)
     _, _, outages = lockstep_context(f)
-    inv = Investigation(src, f, pairs, edges, clusters, fleets, outages, subnets, min_score, tuple(disabled))
+    per_node = collect_node_signals(f, tuple(s for s in NODE_SIGNALS if s.name not in disabled))
+    _add_node_signals(clusters, per_node, ids)
+    inv = Investigation(src, f, pairs, edges, clusters, fleets, outages, subnets, min_score, tuple(disabled), per_node)
     _attach_lookalikes(inv, in_fleet)
     if cite:
         cite_ping_evidence(inv)

@@ -33,6 +33,9 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from scoring.ruleset import RULESET_V1
+from scoring.timing import get_epoch_start_us
+
 from .features import MINHASH_K, Features
 
 MAX_BUCKET = 400
@@ -607,3 +610,86 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("wash_jobs", "jobs", "circumstantial", wash_jobs, "a buyer's jobs going back to the same few nodes"),
 )
 SIGNAL_BY_NAME = {s.name: s for s in SIGNALS}
+
+
+# ---------------------------------------------------------------- per node
+
+NODE_SCHEMA = {"idx": pl.Int64, "value": pl.Float64, "evidence": pl.List(pl.Utf8), "detail": pl.Utf8}
+
+
+def fresh_wallet(f: Features) -> pl.DataFrame:
+    """A node that moved its payouts to a wallet the archive had never seen (re-registered with
+    a wallet no registration carried before): a fresh wallet per claim is how an operator keeps
+    its nodes' payouts apart. Value: the fresh wallets it moved to; evidence: those
+    registrations."""
+    w = f.wallets
+    if w is None or w.is_empty():
+        return pl.DataFrame(schema=NODE_SCHEMA)
+    w = w.with_columns(pl.int_range(pl.len()).alias("_o"))
+    first_seen = w.group_by("wallet").agg(pl.col("_o").min().alias("_first"))
+    first_reg = w.group_by("idx").agg(pl.col("_o").min().alias("_reg"))
+    moved = (w.join(first_seen, on="wallet").join(first_reg, on="idx")
+             .filter((pl.col("_o") == pl.col("_first")) & (pl.col("_o") > pl.col("_reg"))))
+    if moved.is_empty():
+        return pl.DataFrame(schema=NODE_SCHEMA)
+    return moved.group_by("idx").agg(pl.len().cast(pl.Float64).alias("value"), pl.col("event_id").sort().alias("evidence")).with_columns(
+        pl.lit("moved its payouts to a wallet never seen before").alias("detail")).select(list(NODE_SCHEMA)).sort("idx")
+
+
+def job_outcomes(f: Features) -> pl.DataFrame:
+    """Job outcomes no honest supplier produces: jobs reported `succeeded` over a span of two
+    or more whole slots in which the node was never up (work done with no heartbeat: the job
+    was made up), or `failed_node` jobs far beyond the network's own failure rate (binomial
+    tail, Chernoff bound, past 1e-4). Value: −log10 of the failures' odds, or the number of
+    ghost jobs when there are any (then 10 + that number); evidence: those jobs."""
+    j = f.jobs
+    if j.is_empty():
+        return pl.DataFrame(schema=NODE_SCHEMA)
+    out = []
+    # ghost jobs, against the closed epochs' uptime
+    up = _LOCK_CACHE[id(f)][0] if id(f) in _LOCK_CACHE else _up_matrix(f)  # the lockstep's, when it ran
+    if up.size:
+        S = up.shape[1]
+        t0 = get_epoch_start_us(int(f.epochs[0]), RULESET_V1)
+        slot = RULESET_V1.slot_us
+        ok = j.filter((pl.col("status") == "succeeded") & pl.col("started_us").is_not_null() & pl.col("ended_us").is_not_null())
+        s1 = ((ok["started_us"].to_numpy() - t0 + slot - 1) // slot).astype(np.int64)
+        s2 = ((ok["ended_us"].to_numpy() - t0) // slot).astype(np.int64)  # exclusive
+        s1, s2 = np.clip(s1, 0, S), np.clip(s2, 0, S)
+        span = s2 - s1
+        ix = ok["idx"].to_numpy()
+        ups = np.zeros(ix.size, dtype=np.int64)
+        step = max(1, 20_000_000 // (S + 1))  # jobs per chunk: a running count of up slots per job's node
+        for lo in range(0, ix.size, step):
+            cum = np.zeros((min(step, ix.size - lo), S + 1), dtype=np.int32)
+            np.cumsum(up[ix[lo:lo + step]], axis=1, out=cum[:, 1:])
+            r = np.arange(cum.shape[0])
+            ups[lo:lo + step] = cum[r, s2[lo:lo + step]] - cum[r, s1[lo:lo + step]]
+        ghost = ok.filter(pl.Series((span >= 2) & (ups == 0)))
+        if ghost.height:
+            out.append(ghost.group_by("idx").agg((10 + pl.len()).cast(pl.Float64).alias("value"),
+                                                 pl.col("event_id").sort().alias("evidence")).with_columns(
+                pl.lit("jobs reported succeeded while the node was never up").alias("detail")))
+    # failures beyond the network's rate
+    done = j.filter(pl.col("status").is_in(["succeeded", "failed_node", "failed_user"]))
+    if done.height:
+        rate = float((done["status"] == "failed_node").mean())
+        per = done.group_by("idx").agg(pl.len().alias("n"), (pl.col("status") == "failed_node").sum().alias("k"),
+                                       pl.col("event_id").filter(pl.col("status") == "failed_node").sort().alias("evidence"))
+        per = per.filter(pl.col("k") >= 3)
+        if per.height and rate > 0:
+            lp = _log10_binomial_tail_bound(per["k"].to_numpy().astype(float), per["n"].to_numpy().astype(float), rate)
+            per = per.with_columns(pl.Series("value", -lp)).filter(pl.col("value") >= 4)
+            out.append(per.select("idx", "value", "evidence", pl.lit(
+                f"failed_node far beyond the network's rate ({rate:.3f})").alias("detail")))
+    if not out:
+        return pl.DataFrame(schema=NODE_SCHEMA)
+    return (pl.concat([o.select(list(NODE_SCHEMA)) for o in out]).sort(["idx", "value"], descending=[False, True])
+            .group_by("idx", maintain_order=True).first())
+
+
+NODE_SIGNALS: tuple[Signal, ...] = (
+    Signal("fresh_wallet", "wallet", "circumstantial", fresh_wallet, "payouts moved to a wallet never seen before"),
+    Signal("job_outcomes", "jobs", "circumstantial", job_outcomes,
+           "jobs succeeded with the node never up, or failures far beyond the network's rate"),
+)
