@@ -95,11 +95,19 @@ def investigate_child(db: str, out: str) -> dict:
     t3 = time.perf_counter()
     pings = src.con.execute("SELECT count(*) FROM inv_pings").fetchall()[0][0]
     src.close()
+    # node-level quality against the store's planted roles (its farms are the suspects)
+    from bench.investigate_store import truth
+    roles = truth(f.n)
+    flagged = inv.flagged()
+    tp = len(flagged & roles["farm"])
+    quality = {"precision": round(tp / len(flagged), 4) if flagged else 1.0,
+               "recall": round(tp / len(roles["farm"]), 4) if roles["farm"] else 1.0,
+               "fleet_flagged": len(flagged & roles["fleet"]), "subnet_flagged": len(flagged & roles["subnet"])}
     return {"seconds": t3 - t0, "read_s": t1 - t0, "signals_clusters_s": t2 - t1,
             "cite_s": t2c - t2, "write_s": t3 - t2c, "ping_rate": f.ping_rate,
             "nodes": f.n, "pings": int(pings), "pairs": inv.pairs.height,
             "clusters_flagged": sum(1 for c in inv.clusters if c.score >= inv.min_score),
-            "nodes_flagged": len(inv.flagged())}
+            "nodes_flagged": len(flagged), **quality}
 
 
 def scan_child(db: str) -> dict:
@@ -139,6 +147,10 @@ def run(quick: bool, workdir: Path, data: Path | None = None, sizes: tuple[int, 
         Row(name, "investigation peak RSS", round(subj["peak_rss_mb"], 1), "MB",
             baseline=round(floor["peak_rss_mb"], 1), baseline_label="bare scan peak RSS",
             ratio=round(subj["peak_rss_mb"] / floor["peak_rss_mb"], 2)),
+        Row(name, f"node precision / recall against the store's {info.get('farm_nodes', '?')} planted farm nodes "
+                  f"({subj['nodes_flagged']:,} flagged; fleet / shared-subnet nodes flagged: "
+                  f"{subj['fleet_flagged']} / {subj['subnet_flagged']})",
+            subj["precision"], "precision", note=f"recall {subj['recall']}"),
     ]
 
 

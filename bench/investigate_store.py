@@ -38,6 +38,20 @@ RTT = np.array([[8, 65, 90, 80, 220, 160], [65, 8, 150, 140, 170, 110], [90, 150
                 [120, 180, 200, 190, 320, 260]], dtype=np.float64)
 
 
+def layout(nodes: int) -> tuple[int, int, int]:
+    """Nodes in declared fleets, in shared honest /24s and in farms, laid out in that order
+    over the first node indices."""
+    return int(0.05 * nodes) // 20 * 20, int(0.03 * nodes) // 30 * 30, int(0.02 * nodes) // 25 * 25
+
+
+def truth(nodes: int) -> dict[str, set[str]]:
+    """The store's planted roles by node id: `farm` (the suspects), `fleet`, `subnet`."""
+    n_fleet, n_sub, n_farm = layout(nodes)
+    ids = lambda lo, hi: {fleet.node_id(i) for i in range(lo, hi)}  # noqa: E731
+    return {"fleet": ids(0, n_fleet), "subnet": ids(n_fleet, n_fleet + n_sub),
+            "farm": ids(n_fleet + n_sub, n_fleet + n_sub + n_farm)}
+
+
 def build(db: str, nodes: int = 100_000, hours: int = 24, seed: int = 1) -> dict:
     import base58
     import polars as pl
@@ -66,7 +80,7 @@ def build(db: str, nodes: int = 100_000, hours: int = 24, seed: int = 1) -> dict
     clone = np.zeros(N, bool)
     role = np.zeros(N, np.int8)  # 0 honest, 1 fleet, 2 subnet, 3 farm
     # groups laid out over consecutive indices: fleets, shared subnets, farms
-    n_fleet, n_sub, n_farm = int(0.05 * N) // 20 * 20, int(0.03 * N) // 30 * 30, int(0.02 * N) // 25 * 25
+    n_fleet, n_sub, n_farm = layout(N)
     lo = 0
     for k in range(n_fleet // 20):
         s = slice(lo + 20 * k, lo + 20 * (k + 1))
