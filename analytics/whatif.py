@@ -241,9 +241,10 @@ WEIGHTS = {"rep_availability": "rep_weight_availability", "rep_jobs": "rep_weigh
 def explain(rows: pl.DataFrame, baseline: RulesetConfig, cfg: RulesetConfig) -> str:
     """The component that moved one node's rewards over the range (its rows of `deltas`), in
     the direction its rewards moved: eligibility gained or lost (and the reason on the side
-    where it does not earn), else the reputation component whose weighted share of R moved
-    most (w·X, in points of R, each side under its own ruleset), else P or the up slots, else
-    the node's share of its pool (other nodes' weights moved)."""
+    where it does not earn); else, when the node's own weight moved the way its rewards did, the
+    reputation component whose weighted share of R moved most that way (w·X, in points of R,
+    each side under its own ruleset), or P, or the up slots; else the node's share of its pool
+    (other nodes' weights or eligibility moved)."""
     delta = int(rows["delta"].sum())
     base = rows["baseline_eligible"].fill_null(False)
     what = rows["whatif_eligible"].fill_null(False)
@@ -255,7 +256,9 @@ def explain(rows: pl.DataFrame, baseline: RulesetConfig, cfg: RulesetConfig) -> 
         why = rows.filter(base & ~what)["whatif_ineligible_reason"].drop_nulls().mode().sort().to_list()
         return f"eligibility: eligible → {why[0] if why else 'no score row'} in {lost} epoch(s)"
     both = rows.filter(base & what)
-    if both.height == 0:
+    own = float((both["whatif_weight"] - both["baseline_weight"]).cast(pl.Float64).mean()) if both.height else 0.0
+    if not own or (own > 0) != (delta > 0):
+        # the node's own weight did not move its way: others' weights (or eligibility) did
         return "pool share (other nodes' weights moved)"
     moves = {}
     for c, weight in WEIGHTS.items():

@@ -107,6 +107,25 @@ def test_an_allocation_that_loses_a_base_unit_stops_the_what_if(closed_store, tm
     assert digest(closed_store) == before
 
 
+def test_a_mover_is_explained_by_its_own_component_or_by_the_pool_share(closed_store, tmp_path):
+    """Shorter streaks over epochs 5..7: n-late earns one epoch more in n-h100's pool, and
+    n-h100, whose own weight did not move, loses by the pool share. With reputation weight moved
+    from A to J as well, n-h100's own weight falls too, and A (its largest move that way) is named."""
+    def movers(text):
+        w = run_whatif(closed_store, load_ruleset(ruleset(tmp_path, text)), 5, 7)
+        h100 = w.deltas.filter(pl.col("node_id") == "n-h100")
+        return dict(zip(w.movers["node_id"], w.movers["moved_by"])), h100
+
+    why, h100 = movers('ruleset_version = "short-streak"\nmin_streak_slots = 60\n')
+    assert why["n-late"].startswith("eligibility: streak_short → eligible in 1 epoch")
+    assert why["n-h100"] == "pool share (other nodes' weights moved)"
+    assert h100["baseline_weight"].equals(h100["whatif_weight"])
+    why, h100 = movers('ruleset_version = "jobs-heavy"\nmin_streak_slots = 60\n'
+                       'rep_weight_availability = 0.1\nrep_weight_jobs = 0.6\n')
+    assert (h100["whatif_weight"] < h100["baseline_weight"]).all()
+    assert why["n-h100"].startswith("A (availability): -") and why["n-h100"].endswith(" points of R on average")
+
+
 @pytest.mark.parametrize("text,words", [
     ('ruleset_version = "x"\nmin_streak = 60\n', "unknown ruleset parameter 'min_streak'"),
     ('ruleset_version = "x"\nmin_streak_slots = "sixty"\n', "min_streak_slots must be an integer"),
