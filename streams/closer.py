@@ -264,7 +264,7 @@ class Closer:
                 rep.closed = [r.reward_epoch for r in results]
                 self.last_closed = results[-1].reward_epoch
                 self._publish_due = self.publish_root is not None
-        if self._publish_due:
+        if self._publish_due or self._pub_job is not None:  # (a tick collects a finished publication too)
             self._publish_folder()
         if results:
             self._publish_closed(results)
@@ -356,7 +356,9 @@ class Closer:
         """Every closed epoch not yet in the published folder, after the store commit, on the
         publish thread (one publication at a time: one due meanwhile starts at a later step).
         A folder that cannot be written (full disk, another store's folder) never stops the
-        archive: it is logged and tried again every 10 s; the next success completes it."""
+        archive: it is logged and tried again every 10 s; the next success completes it. Every
+        step, a tick's too, collects a publication that finished (status: the last epoch
+        published), and one that failed is tried again without waiting for the next close."""
         job = self._pub_job
         if job is not None:
             if not job.done():

@@ -827,6 +827,39 @@ def test_closer_archives_its_own_batch_without_a_segment_and_others_segments_onc
     pipe2.runner.shutdown()
 
 
+def test_a_tick_collects_a_finished_publication_and_tries_a_failed_one_again(tmp_path):
+    """The closer publishes on a thread of its own. Only the step after the next close collected
+    the result: an idle stream's status said "through epoch 3" with epochs 4 and 5 in the folder,
+    and a publication that failed was tried again only once another epoch closed. Now every
+    step, a tick's too, collects it, and a failed one is tried again (every 10 s)."""
+    from streams.closer import Closer
+    from streams.segments import now_us
+    from store.published import list_epochs
+
+    seg, db, root = tmp_path / "segments", tmp_path / "s.duckdb", tmp_path / "pub"
+    (root / "reward_epoch=1").mkdir(parents=True)
+    (root / "reward_epoch=1" / ".epoch_rewards.parquet.tmp").mkdir()  # a temporary name taken: epoch 1 fails
+    received, genesis_ms = now_us(), 1767225600000
+    msgs = _batch_msgs(0, 2, genesis_ms + 60_000, received, "t") + \
+        _batch_msgs(2, 2, genesis_ms + 2 * 3_600_000 + 6 * 60_000, received, "t")  # the watermark past end(1)
+    closer = Closer.open(db, seg, publish=root)
+    try:
+        closer.set_ping_partitions([0], received / 1e6)
+        assert closer.step(now_s=received / 1e6, batch=msgs).closed == [0, 1]
+        closer._pub_job.exception(timeout=60)  # the publication has ended (failed at epoch 1)
+        closer.step(now_s=received / 1e6)  # a tick: nothing new
+        assert closer._publish_due and closer._pub_job is None  # the failure collected, due again
+        (root / "reward_epoch=1" / ".epoch_rewards.parquet.tmp").rmdir()
+        closer._publish_tried -= 11.0  # (as if the 10 s had passed)
+        closer.step(now_s=received / 1e6)  # tried again
+        closer._pub_job.result(timeout=60)
+        closer.step(now_s=received / 1e6)
+        assert list_epochs(root) == [0, 1]
+        assert closer.status(received / 1e6)["last_published_epoch"] == 1
+    finally:
+        closer.close()
+
+
 def test_closer_keeps_older_segments_before_its_own_batch_when_a_backlog_remains(tmp_path):
     """With more waiting in the folder than one step takes, the closer's own micro-batch is
     written as a segment behind the backlog instead of archived first: after a rebalance its
