@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -168,7 +169,20 @@ def topic_partitions(bootstrap: str, topic: str) -> int | None:
 
 def run_broker_foreground(port: int, partitions: int = DEFAULT_PARTITIONS, host: str = "127.0.0.1",
                           on_ready=None) -> int:
-    """`epochal streams broker`: start, create the topics, then wait until interrupted."""
+    """`epochal streams broker`: start, create the topics, then wait until interrupted (Ctrl-C,
+    or SIGTERM: `kill` ended this process without stopping the broker it started, which went on
+    holding the port)."""
+    def terminated(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        return _run_broker(port, partitions, host, on_ready)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_broker(port: int, partitions: int, host: str, on_ready) -> int:
     proc = start_broker(port, host)
     bootstrap = f"{host}:{port}"
     try:

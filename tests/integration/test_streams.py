@@ -827,6 +827,39 @@ def test_closer_archives_its_own_batch_without_a_segment_and_others_segments_onc
     pipe2.runner.shutdown()
 
 
+def test_the_broker_command_stops_its_broker_when_terminated():
+    """`kill` (SIGTERM) of `epochal streams broker` ended it without stopping the Tansu broker it
+    had started: the broker went on holding the port, and the next `streams broker` found it
+    taken. It stops it, as Ctrl-C does."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from streams.broker import BrokerError, broker_binary, free_port
+
+    try:
+        broker_binary()
+    except BrokerError as exc:
+        pytest.skip(f"the Tansu broker binary is not available: {exc}")
+    port = free_port()
+    cmd = [sys.executable, "-m", "epochal.cli", "streams", "broker", "--port", str(port), "--partitions", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2], env={**os.environ, "COLUMNS": "200"})
+    try:
+        ready = proc.stdout.readline()
+        assert "broker ready" in ready, (ready, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the broker still listens"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_a_tick_collects_a_finished_publication_and_tries_a_failed_one_again(tmp_path):
     """The closer publishes on a thread of its own. Only the step after the next close collected
     the result: an idle stream's status said "through epoch 3" with epochs 4 and 5 in the folder,
