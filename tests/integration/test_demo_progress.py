@@ -7,14 +7,12 @@ a note); what is under test is the command's wiring of one bar per stage, titled
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import pytest
 from rich.console import Console
 
-import epochal.cli_demo as cli_demo
-import epochal.demo as demo_mod
-from epochal.cli import main
 from epochal.demo import Stage
 
 
@@ -34,12 +32,14 @@ STAGES = (_stage("alpha", "doing the first thing", 3), _stage("beta", "doing the
 
 def _run_demo(tmp_path, monkeypatch, capsys, terminal: bool) -> tuple[str, str]:
     """(stdout, what the stage bars drew) of `epochal demo` with the quick stages."""
+    # the modules as they are now (another test of the session may have imported them afresh)
+    cli = importlib.import_module("epochal.cli")
     screen = io.StringIO()
-    monkeypatch.setattr(demo_mod, "DEMO_STAGES", STAGES)
-    monkeypatch.setattr(cli_demo, "err", Console(file=screen, force_terminal=terminal, width=120, color_system=None,
-                                                 highlight=False, markup=False))
+    monkeypatch.setitem(cli.demo.__globals__, "DEMO_STAGES", STAGES)  # the command's own module globals
+    monkeypatch.setitem(cli.demo.__globals__, "err", Console(file=screen, force_terminal=terminal, width=120,
+                                                             color_system=None, highlight=False, markup=False))
     with pytest.raises(SystemExit) as done:
-        main(["demo", "--out", str(tmp_path / "out"), "--nodes", "5", "--hours", "2"])
+        cli.main(["demo", "--out", str(tmp_path / "out"), "--nodes", "5", "--hours", "2"])
     stdout = capsys.readouterr().out
     assert (done.value.code or 0) == 0, stdout + screen.getvalue()
     return stdout, screen.getvalue()
