@@ -262,15 +262,15 @@ def _suites(gx, n: int, expected_sum: int):
 
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    # great_expectations is imported here, not at the top: its import takes ~3 s and only a
-    # validation needs it (settle reuses a recorded validation of the same bytes).
     with warnings.catch_warnings():
         # imported off the main thread (the scheduler's step), scipy (imported by great_expectations)
         # warns "invalid value encountered in ldexp" on stderr, computing a float128 constant that no
         # check here uses: noise in the treasury's log
         warnings.filterwarnings("ignore", "invalid value encountered in ldexp", RuntimeWarning)
+        # great_expectations is imported here, not at the top: its import takes ~3 s and only a
+        # validation needs it (settle reuses a recorded validation of the same bytes).
         import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
     # its module sets its own logger to INFO: every context would log "Created temporary directory
     # ... for ephemeral docs site" into the treasury's log, a line per validation that says nothing
