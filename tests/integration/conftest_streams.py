@@ -21,15 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from epochal.cli import main; main()"]
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory):
+def run_broker(tmp_path_factory, name: str):
+    """A real Tansu broker with the contract's topics for as long as the generator runs (a
+    fixture yields from it); skips when the broker binary is not available."""
     from streams.broker import BrokerError, broker_binary, ensure_topics, free_port, start_broker, stop_process, wait_for_broker
 
     try:
         broker_binary()
     except BrokerError as exc:
         pytest.skip(f"the Tansu broker binary is not available: {exc}")
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    log = tmp_path_factory.mktemp(name) / "tansu.log"
     port = free_port()
     proc = start_broker(port, log_path=log)
     bootstrap = f"127.0.0.1:{port}"
@@ -39,6 +40,11 @@ def kafka_broker(tmp_path_factory):
         yield bootstrap
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    yield from run_broker(tmp_path_factory, "broker")
 
 
 class WorkerProc:

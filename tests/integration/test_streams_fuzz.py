@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest_streams import WorkerProc, archived_all, wait_until
+from conftest_streams import WorkerProc, archived_all, run_broker, wait_until
 from hostile import Context, check_store, hostile_lines
 
 pytestmark = [pytest.mark.slow]
@@ -36,22 +36,7 @@ MAX_MESSAGE_BYTES = 512 << 10  # a broker's default limit is ~1 MB: a larger mes
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    from streams.broker import BrokerError, broker_binary, ensure_topics, free_port, start_broker, stop_process, \
-        wait_for_broker
-
-    try:
-        broker_binary()
-    except BrokerError as exc:
-        pytest.skip(f"the Tansu broker binary is not available: {exc}")
-    port = free_port()
-    proc = start_broker(port, log_path=tmp_path_factory.mktemp("fuzz-broker") / "tansu.log")
-    bootstrap = f"127.0.0.1:{port}"
-    try:
-        wait_for_broker(bootstrap, 30.0, proc)
-        ensure_topics(bootstrap, 4)
-        yield bootstrap
-    finally:
-        stop_process(proc)
+    yield from run_broker(tmp_path_factory, "fuzz-broker")
 
 
 class Run:
