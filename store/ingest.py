@@ -112,7 +112,7 @@ PING_KEY_SQL = (
 )
 
 
-def _fast_path_sql(cfg: RulesetConfig) -> str:
+def _fast_path_sql(cfg: RulesetConfig, exclude_batches: bool = True) -> str:
     # A plain string: quoted, no escapes (raw control characters already fail json parsing).
     plain_id = "(left(%s, 1) = '\"' AND NOT contains(%s, '\\') AND length(%s) BETWEEN 3 AND %d)"
     idc = cfg.max_id_chars
@@ -123,29 +123,33 @@ def _fast_path_sql(cfg: RulesetConfig) -> str:
     key_len_sql = ("(2 + " + " + ".join(f"coalesce({len(k) + 3} + strlen({c}), 0)" for k, c in zip(PING_KEYS, cols))
                    + f" + ({n_keys_sql}) - 1)")
     # Straight into stage_pings: the extracted values are not materialised (the lines that
-    # are not staged here are found from the seqs that were).
+    # are not staged here are found from the seqs that were). Each level of the nesting is one
+    # projection, computed once per line; the statement runs with DuckDB's filter pushdown off
+    # (`_stage_block`), which would otherwise copy the conditions down onto the JSON
+    # extraction and parse every line two or three times.
+    excl = """ AND NOT contains(line, '"event_type":"ping.batch"')""" if exclude_batches else ""
     return f"""
 INSERT INTO stage_pings BY NAME
-WITH x AS (
-    SELECT seq, n, line, try(json_extract(line, {paths})) AS v
-    FROM chunk_df
-    -- ping.batch lines have their own fast path (and JSON-parsing a whole batch here is costly)
-    WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes} AND NOT contains(line, '"event_type":"ping.batch"')
-), t AS (
-    SELECT seq, n, line, v[1] AS j_id, v[2] AS j_type, v[3] AS j_sv, v[4] AS j_node, v[5] AS j_occ,
-           v[6] AS j_chk, v[7] AS j_r, v[8] AS j_rtt
-    FROM x WHERE v IS NOT NULL
-), typed AS MATERIALIZED (  -- (else the JSON extraction is repeated for each use of a value)
-    SELECT *,
-        epochal_time_us(j_occ) AS occ_us,
-        {key_len_sql} AS compact_len
-    FROM t
-)
 SELECT seq, epochal_unquote(j_id) AS event_id, epochal_unquote(j_node) AS node_id, occ_us AS occurred_at_us,
        j_occ AS occurred_at_raw, epochal_unquote(j_chk) AS checker_id, j_r = 'true' AS reachable,
        CASE WHEN j_rtt IS NULL OR j_rtt = 'null' THEN NULL ELSE j_rtt::DOUBLE END AS rtt_ms,
        NULL::VARCHAR AS batch_event_id
-FROM typed
+FROM (
+    SELECT *, epochal_time_us(j_occ) AS occ_us, {key_len_sql} AS compact_len
+    FROM (
+        SELECT seq, n, v[1] AS j_id, v[2] AS j_type, v[3] AS j_sv, v[4] AS j_node, v[5] AS j_occ,
+               v[6] AS j_chk, v[7] AS j_r, v[8] AS j_rtt,
+               -- rtt_ms must appear in the line as extracted (see below)
+               v[8] IS NULL OR v[8] = 'null' OR contains(line, '"rtt_ms":' || v[8]) AS rtt_in_line
+        FROM (
+            SELECT seq, n, line, try(json_extract(line, {paths})) AS v
+            FROM chunk_df
+            -- ping.batch lines have their own fast path (and JSON-parsing a whole batch here is
+            -- costly); a block without any leaves this test out
+            WHERE line IS NOT NULL AND n <= {cfg.max_line_bytes}{excl}
+        )
+    )
+)
 WHERE (j_type = '"ping"'
         AND j_sv = '1'
         AND {plain_id % ('j_id', 'j_id', 'j_id', idc + 2)}
@@ -159,7 +163,7 @@ WHERE (j_type = '"ping"'
         -- longer (then: slow path). Extracted values are never longer than what was written,
         -- except a number written with an exponent: rtt_ms must appear in the line as extracted.
         AND n = compact_len
-        AND (j_rtt IS NULL OR j_rtt = 'null' OR contains(line, '"rtt_ms":' || j_rtt))
+        AND rtt_in_line
        )
 """
 
@@ -359,7 +363,7 @@ class Ingestor:
         self._verdict_details: dict[int, str] = {}  # seq → a conflict's detail, when not its own id's
         con.execute(TIME_MACRO)
         con.execute(STAGE_SCHEMA)
-        self._fast_sql = _fast_path_sql(cfg)
+        self._fast_sql = {has: _fast_path_sql(cfg, exclude_batches=has) for has in (False, True)}
         self._batch_sql = _batch_fast_path_sql(cfg)
         self._slow_pings: list[tuple] = []
         self._slow_events: list[tuple] = []
@@ -453,9 +457,14 @@ class Ingestor:
         con = self.con
         lo, hi = self.seq - n_all, self.seq - 1  # this block's seqs
         with registered(con, "chunk_df", chunk_df):
-            con.execute(self._fast_sql)
             has_batches = con.execute(
                 """SELECT count(*) FROM chunk_df WHERE contains(line, '"event_type":"ping.batch"')""").fetchall()[0][0]
+            # (see _fast_path_sql: filter pushdown would parse each line more than once)
+            con.execute("SET disabled_optimizers = 'filter_pushdown'")
+            try:
+                con.execute(self._fast_sql[bool(has_batches)])
+            finally:
+                con.execute("RESET disabled_optimizers")
             if has_batches:
                 con.execute(self._batch_sql)
             else:
