@@ -77,7 +77,9 @@ CREATE OR REPLACE TEMP MACRO epochal_time_us(j) AS
       WHEN regexp_full_match(j, '"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z"')
         THEN epoch_us(try_strptime(substr(j, 2, 19), '%Y-%m-%dT%H:%M:%S'))
              -- the fraction sits at a fixed place: after "YYYY-MM-DDTHH:MM:SS. and before Z"
-             + CASE WHEN length(j) = 22 THEN 0 ELSE rpad(substr(j, 22, least(6, length(j) - 23)), 6, '0')::BIGINT END
+             + CASE WHEN length(j) = 22 THEN 0
+                    ELSE substr(j, 22, least(6, length(j) - 23))::BIGINT
+                         * [100000, 10000, 1000, 100, 10, 1][least(6, length(j) - 23)] END
     END;
 CREATE OR REPLACE TEMP MACRO epochal_plain_str(j, max_chars) AS
     left(j, 1) = '"' AND NOT contains(j, '\') AND length(j) BETWEEN 3 AND max_chars + 2;
