@@ -143,9 +143,23 @@ class CarryStep:
 
     base: Carry | None  # the carried state it started from (None: from nothing)
     after: Carry  # the state after it
+    quiet: bool = False  # Δ(e) has no event but pings: `prepare` made no d_/next_ tables, the state moves by stakes only
 
 
-def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = False) -> Carry | None:
+def get_base(con, e: int, cutoff: int, from_scratch: bool = False) -> Carry | None:
+    """The carried state the close of e with the events arrived by `cutoff` starts from: the
+    store's when it is the previous epoch's (and not past the cutoff), else None (from nothing)."""
+    base = None if from_scratch else get_carry(con)
+    if base is not None and not (base.epoch == e - 1 and base.cutoff <= cutoff):
+        base = None
+    return base
+
+
+READ_BASE = object()  # `prepare`'s default: read the base itself
+
+
+def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = False, *,
+            base=READ_BASE, quiet: bool = False) -> Carry | None:
     """The temp tables and views of the close of e with the events arrived by `cutoff`, over
     the carried state when it is the previous epoch's (returned), else over nothing (None):
       d_<kind>      the typed events arrived since the state's cutoff: what the close appends
@@ -154,10 +168,19 @@ def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = F
       next_standing the standing completion of each job of Δ(e) where it changes
       next_nodes    per node touched by Δ(e): the carried figures combined with Δ(e)
       gather_nodes  per node: next_nodes, else the carried row
+    `base`: the state to start from when the caller read it (`get_base`). `quiet` (the caller
+    found, by `get_figures`, that no event but pings arrived since the base and none of the
+    base's falls in epoch e): Δ(e) has no typed event, so d_, w_ and next_ would all be empty
+    and the g_ views and gather_nodes are the carried tables themselves; only those are made
+    (the close of an hour of pings costs a few statements, not some forty).
     """
-    base = None if from_scratch else get_carry(con)
-    if base is not None and not (base.epoch == e - 1 and base.cutoff <= cutoff):
-        base = None
+    if base is READ_BASE:
+        base = get_base(con, e, cutoff, from_scratch)
+    if quiet and base:
+        for kind in KINDS:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW g_{kind} AS SELECT * FROM main.carry_{kind}")
+        con.execute("CREATE OR REPLACE TEMP VIEW gather_nodes AS SELECT * FROM main.carry_nodes")
+        return base
     lo = base.cutoff if base else -1
     prev_end = get_epoch_end_us(base.epoch, cfg) if base else None
     end = get_epoch_end_us(e, cfg)
@@ -286,72 +309,86 @@ def stake_balances_sql(e: int) -> str:
 def get_figures(con, e: int, cutoff: int, base: Carry | None, cfg: RulesetConfig) -> Carry:
     """The carried figures after the close of e: the non-ping events before end(e) (count, XOR
     digest), the late events and the highest ping time by the cutoff — the base's plus Δ's."""
+    return measure(con, e, cutoff, base, cfg)[0]
+
+
+def measure(con, e: int, cutoff: int, base: Carry | None, cfg: RulesetConfig) -> tuple[Carry, bool]:
+    """`get_figures`, and whether the close is quiet (`prepare`): over a base, no event but pings
+    arrived since its cutoff and none arrived before falls in epoch e (one statement)."""
     lo = base.cutoff if base else -1
     end = get_epoch_end_us(e, cfg)
+    new = f"arrival_seq > {lo} AND arrival_seq <= {int(cutoff)}"
     window = (f"OR (arrival_seq <= {lo} AND occurred_at_us >= {get_epoch_end_us(base.epoch, cfg)}"
               f" AND occurred_at_us < {end})" if base else "")
-    count, digest = con.execute(f"""
-        SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM archive_events
-        WHERE event_type <> 'ping.batch' AND ((arrival_seq > {lo} AND arrival_seq <= {int(cutoff)}
-              AND occurred_at_us < {end}) {window})
+    count, digest, moved, late, max_ping = con.execute(f"""
+        WITH delta AS (
+            SELECT event_id, occurred_at_us, arrival_seq FROM archive_events
+            WHERE event_type <> 'ping.batch' AND (({new}) {window})
+        )
+        SELECT count(*) FILTER (occurred_at_us < {end}),
+               coalesce(bit_xor(md5_number(event_id)) FILTER (occurred_at_us < {end}), 0::UHUGEINT)::VARCHAR,
+               count(*),
+               (SELECT count(*) FROM archive_pings WHERE late AND {new})
+                 + (SELECT count(*) FROM archive_events WHERE late AND {new}),
+               (SELECT max(occurred_at_us) FROM archive_pings WHERE {new})
+        FROM delta
     """).fetchall()[0]
-    late, max_ping = con.execute(f"""
-        SELECT (SELECT count(*) FROM archive_pings WHERE late AND arrival_seq > {lo} AND arrival_seq <= {int(cutoff)})
-             + (SELECT count(*) FROM archive_events WHERE late AND arrival_seq > {lo} AND arrival_seq <= {int(cutoff)}),
-               (SELECT max(occurred_at_us) FROM archive_pings WHERE arrival_seq > {lo} AND arrival_seq <= {int(cutoff)})
-    """).fetchall()[0]
+    quiet = base is not None and moved == 0
     if base:
         count, digest = base.events_count + count, base.events_digest ^ int(digest)
         late = base.late + late
         max_ping = base.max_ping_us if max_ping is None else max_ping if base.max_ping_us is None else \
             max(base.max_ping_us, max_ping)
-    return Carry(e, int(cutoff), int(count), int(digest), int(late), max_ping)
+    return Carry(e, int(cutoff), int(count), int(digest), int(late), max_ping), quiet
 
 
-def advance(con, e: int, after: Carry) -> None:
+def advance(con, e: int, step: CarryStep) -> None:
     """Inside the close's transaction, after the ledger of e is written: the carried state
-    becomes the state after the close of e (the temp tables of `prepare` on this connection)."""
-    con.execute(CARRY_SCHEMA)
-    base = get_carry(con)
-    fresh = base is None or not (base.epoch == e - 1)
-    if fresh:  # from nothing: what `prepare` read from nothing replaces anything carried
+    becomes the state after the close of e (the temp tables of `prepare` on this connection,
+    which started from `step.base`; a quiet close made none, and moves the stake balances only)."""
+    if step.base is None:  # from nothing: what `prepare` read from nothing replaces anything carried
+        con.execute(CARRY_SCHEMA)
         for kind in KINDS:
             con.execute(f"DELETE FROM carry_{kind}")
         con.execute("DELETE FROM carry_nodes")
         con.execute("DELETE FROM carry_standing")
-    for kind in KINDS:
-        con.execute(f"INSERT INTO carry_{kind} SELECT * FROM d_{kind}")
-    con.execute("DELETE FROM carry_standing WHERE job_id IN (SELECT job_id FROM next_standing)")
-    con.execute("INSERT INTO carry_standing SELECT job_id, event_id, occurred_at_us, node_id, status FROM next_standing")
-    # the stake accounts this close moved
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE next_balances AS
-        SELECT substr(account, 6, length(account) - 11) AS node_id, sum(amount)::BIGINT AS moved
-        FROM (
-            SELECT credit_account AS account, amount_base_units AS amount FROM ledger_entries
-            WHERE reward_epoch = {int(e)} AND credit_account LIKE 'node:%:stake'
-            UNION ALL
-            SELECT debit_account, -amount_base_units FROM ledger_entries
-            WHERE reward_epoch = {int(e)} AND debit_account LIKE 'node:%:stake')
-        GROUP BY account
-    """)
+    if not step.quiet:
+        for kind in KINDS:
+            con.execute(f"INSERT INTO carry_{kind} SELECT * FROM d_{kind}")
+        con.execute("DELETE FROM carry_standing WHERE job_id IN (SELECT job_id FROM next_standing)")
+        con.execute("INSERT INTO carry_standing SELECT job_id, event_id, occurred_at_us, node_id, status"
+                    " FROM next_standing")
+    # the rows that change: the nodes Δ(e) touched (none when quiet) and the stake accounts this
+    # close moved, read back from the ledger
     cols = ", ".join(NODE_COLUMNS[:-1])
+    touched = "SELECT * FROM next_nodes UNION ALL " if not step.quiet else ""
+    not_touched = "AND node_id NOT IN (SELECT node_id FROM next_nodes)" if not step.quiet else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE next_rows AS
-        WITH rows AS (
-            SELECT * FROM next_nodes
-            UNION ALL SELECT * FROM carry_nodes
-            WHERE node_id IN (SELECT node_id FROM next_balances) AND node_id NOT IN (SELECT node_id FROM next_nodes)
+        WITH moves AS (
+            SELECT substr(account, 6, length(account) - 11) AS node_id, sum(amount)::BIGINT AS moved
+            FROM (
+                SELECT credit_account AS account, amount_base_units AS amount FROM ledger_entries
+                WHERE reward_epoch = {int(e)} AND credit_account LIKE 'node:%:stake'
+                UNION ALL
+                SELECT debit_account, -amount_base_units FROM ledger_entries
+                WHERE reward_epoch = {int(e)} AND debit_account LIKE 'node:%:stake')
+            GROUP BY account
+        ), rows AS (
+            {touched}SELECT * FROM carry_nodes
+            WHERE node_id IN (SELECT node_id FROM moves) {not_touched}
         )
         SELECT {cols}, (coalesce(r.balance_base_units, 0) + coalesce(b.moved, 0))::BIGINT AS balance_base_units
-        FROM rows r FULL JOIN next_balances b USING (node_id)
+        FROM rows r FULL JOIN moves b USING (node_id)
     """)
-    negative = con.execute("SELECT count(*) FROM next_rows WHERE balance_base_units < 0").fetchall()[0][0]
+    rows, negative = con.execute(
+        "SELECT count(*), count(*) FILTER (balance_base_units < 0) FROM next_rows").fetchall()[0]
     invariant(negative == 0, f"no node stake account is below 0 after epoch {e} (its balance carried, plus the"
                              " moves of this close read back from the ledger)")
-    con.execute("DELETE FROM carry_nodes WHERE node_id IN (SELECT node_id FROM next_rows)")
-    con.execute("INSERT INTO carry_nodes SELECT * FROM next_rows")
-    set_meta(con, CARRY_META, after.as_json())
+    if rows:
+        con.execute("DELETE FROM carry_nodes WHERE node_id IN (SELECT node_id FROM next_rows)")
+        con.execute("INSERT INTO carry_nodes SELECT * FROM next_rows")
+    set_meta(con, CARRY_META, step.after.as_json())
 
 
 def build(con, e: int, cutoff: int, cfg: RulesetConfig) -> Carry:
@@ -362,7 +399,7 @@ def build(con, e: int, cutoff: int, cfg: RulesetConfig) -> Carry:
     after = get_figures(con, e, cutoff, None, cfg)
     con.execute("BEGIN TRANSACTION")
     try:
-        advance(con, e, after)
+        advance(con, e, CarryStep(None, after))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

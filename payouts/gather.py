@@ -90,8 +90,9 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                         from_scratch: bool = False) -> EpochInputs:
     """The inputs of the close of `e` with the events arrived by `cutoff_seq`; `from_scratch`:
     never from the carried state (`epoch verify` checks the carried closes against it)."""
-    base = carry.prepare(con, e, cutoff_seq, cfg, from_scratch)
-    after = carry.get_figures(con, e, cutoff_seq, base, cfg)
+    base = carry.get_base(con, e, cutoff_seq, from_scratch)
+    after, quiet = carry.measure(con, e, cutoff_seq, base, cfg)
+    carry.prepare(con, e, cutoff_seq, cfg, base=base, quiet=quiet)
     end_us = get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
     con.execute(f"""
@@ -157,7 +158,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
         uptime_history=history,
         slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg),
         stake=get_stake_frame(con),
-        carry=carry.CarryStep(base, after),
+        carry=carry.CarryStep(base, after, quiet and base is not None),
     )
 
 

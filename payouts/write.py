@@ -105,7 +105,7 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
                     list(row.values()) + [closed_at, ENGINE_VERSION])
         check_written(con, e, row)
         if carry is not None:  # (and checks that no stake account it moved is below 0)
-            carried.advance(con, e, carry.after)
+            carried.advance(con, e, carry)
         first = con.execute("SELECT min(reward_epoch) FROM reward_epochs").fetchall()[0][0]
         set_meta(con, "first_reward_epoch", str(first))
         if before_commit is not None:
