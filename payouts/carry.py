@@ -342,10 +342,11 @@ def measure(con, e: int, cutoff: int, base: Carry | None, cfg: RulesetConfig) ->
     return Carry(e, int(cutoff), int(count), int(digest), int(late), max_ping), quiet
 
 
-def advance(con, e: int, step: CarryStep) -> None:
+def advance(con, e: int, step: CarryStep, stake_moved: bool = True) -> None:
     """Inside the close's transaction, after the ledger of e is written: the carried state
     becomes the state after the close of e (the temp tables of `prepare` on this connection,
-    which started from `step.base`; a quiet close made none, and moves the stake balances only)."""
+    which started from `step.base`; a quiet close made none, and moves the stake balances only).
+    `stake_moved`: False when the caller knows the close wrote no stake entry."""
     if step.base is None:  # from nothing: what `prepare` read from nothing replaces anything carried
         con.execute(CARRY_SCHEMA)
         for kind in KINDS:
@@ -358,6 +359,9 @@ def advance(con, e: int, step: CarryStep) -> None:
         con.execute("DELETE FROM carry_standing WHERE job_id IN (SELECT job_id FROM next_standing)")
         con.execute("INSERT INTO carry_standing SELECT job_id, event_id, occurred_at_us, node_id, status"
                     " FROM next_standing")
+    if step.quiet and not stake_moved:  # no row changes
+        set_meta(con, CARRY_META, step.after.as_json())
+        return
     # the rows that change: the nodes Δ(e) touched (none when quiet) and the stake accounts this
     # close moved, read back from the ledger
     cols = ", ".join(NODE_COLUMNS[:-1])

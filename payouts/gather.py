@@ -156,7 +156,7 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
         late_events=after.late,
         nodes=nodes,
         uptime_history=history,
-        slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg),
+        slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg, quiet and base is not None),
         stake=get_stake_frame(con),
         carry=carry.CarryStep(base, after, quiet and base is not None),
     )
@@ -223,8 +223,16 @@ def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     return _gather_slash_inputs(con, e, cutoff_seq, cfg)
 
 
-def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1) -> SlashInputs:
+def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
+                         quiet: bool = False) -> SlashInputs:
     """`gather_slash_inputs` over the typed events of `carry.prepare` (g_*).
+
+    A quiet close (`carry.prepare`: no event but pings arrived since the previous close, and
+    none arrived before falls in epoch e) has no benchmark to check: every reason to look at
+    one again (below: it occurred in epoch e, it or a registration of its node arrived since the
+    previous close, or its node registered in epoch e, or another benchmark arrived since
+    reports one of its fingerprints) is an event that would make the close not quiet. Nor are
+    jobs looked for when no job was ever reported, nor appeals when none was.
 
     Of the benchmarks to check, only those that can be fraud are handed to the rules: those
     reporting a fingerprint first reported by another node, or whose ratio to the claimed model's
@@ -238,8 +246,59 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
     cols = [d[0] for d in cur.description]
     decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE close_reg AS {REGISTRATIONS_SQL}")
+    any_jobs, any_appeals = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM g_jobs), EXISTS (SELECT 1 FROM g_appeals)").fetchall()[0]
+    jobs = _gather_jobs(con, e, p, cfg) if any_jobs else []
+    benchmarks: list[BenchmarkFacts] = []
+    related: list[BenchmarkFacts] = []
+    if not quiet or jobs:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE close_reg AS {REGISTRATIONS_SQL}")
+    if not quiet:
+        benchmarks, related = _gather_benchmarks(con, p, cfg)
 
+    # The recorded slot bitmaps of the closed epochs the candidates' windows touch.
+    bitmaps: dict[str, dict[int, int]] = {}
+    spans = [(j.node_id, *w) for j in jobs if (w := compute_window_epochs(j, cfg)) is not None]
+    if spans:
+        with registered(con, "close_job_spans", pl.DataFrame(
+                spans, orient="row", schema=[("node_id", pl.String), ("lo", pl.Int64), ("hi", pl.Int64)])):
+            for node_id, k, bm in con.execute("""
+                SELECT DISTINCT s.node_id, s.reward_epoch, s.slot_bitmap
+                FROM node_epoch_scores s JOIN close_job_spans w
+                  ON s.node_id = w.node_id AND s.reward_epoch BETWEEN w.lo AND w.hi
+                WHERE s.reward_epoch < $e
+            """, {"e": e}).fetchall():
+                bitmaps.setdefault(node_id, {})[int(k)] = int(bm)
+
+    # Registrations and stake events of the nodes the rules may decide on at this close.
+    subjects = sorted({b.node_id for b in benchmarks} | {j.node_id for j in jobs})
+    registrations: dict[str, RegistrationFacts] = {}
+    stake_events: dict[str, list[tuple[int, str, int]]] = {}
+    if subjects:
+        with registered(con, "close_subjects", pl.DataFrame({"node_id": subjects}, schema={"node_id": pl.String})):
+            for node_id, event_id, at, model, count in con.execute("""
+                SELECT node_id, event_id, registered_at_us, gpu_model, gpu_count FROM close_reg
+                WHERE node_id IN (SELECT node_id FROM close_subjects)
+            """).fetchall():
+                registrations[node_id] = RegistrationFacts(node_id, event_id, at, model, int(count))
+            for node_id, event_id, at, stake in con.execute("""
+                SELECT node_id, event_id, occurred_at_us, stake_base_units FROM g_stakes
+                WHERE node_id IN (SELECT node_id FROM close_subjects)
+                ORDER BY node_id, occurred_at_us, event_id
+            """).fetchall():
+                stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
+
+    appeals: dict[str, list[tuple[int, str]]] = {}
+    for decision_id, at, event_id in con.execute(
+            "SELECT decision_id, occurred_at_us, event_id FROM g_appeals ORDER BY 1, 2, 3").fetchall() \
+            if any_appeals else []:
+        appeals.setdefault(decision_id, []).append((at, event_id))
+
+    return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)
+
+
+def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
+    """The standing completions whose downtime check is due at the close of e (over g_jobs)."""
     # Jobs: the standing job.completed per job_id among those arrived; those with no decision
     # yet whose check epoch may be e (max(ended_at, occurred_at) in epoch e: ended_at as DuckDB
     # reads it, give or take a second) or with a completion arrived since the previous close. A
@@ -278,20 +337,12 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
         if compute_job_check_epoch(job, cfg) <= e:
             jobs.append(job)
 
-    # The recorded slot bitmaps of the closed epochs the candidates' windows touch.
-    bitmaps: dict[str, dict[int, int]] = {}
-    spans = [(j.node_id, *w) for j in jobs if (w := compute_window_epochs(j, cfg)) is not None]
-    if spans:
-        with registered(con, "close_job_spans", pl.DataFrame(
-                spans, orient="row", schema=[("node_id", pl.String), ("lo", pl.Int64), ("hi", pl.Int64)])):
-            for node_id, k, bm in con.execute("""
-                SELECT DISTINCT s.node_id, s.reward_epoch, s.slot_bitmap
-                FROM node_epoch_scores s JOIN close_job_spans w
-                  ON s.node_id = w.node_id AND s.reward_epoch BETWEEN w.lo AND w.hi
-                WHERE s.reward_epoch < $e
-            """, {"e": e}).fetchall():
-                bitmaps.setdefault(node_id, {})[int(k)] = int(bm)
+    return jobs
 
+
+def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[BenchmarkFacts], list[BenchmarkFacts]]:
+    """The benchmarks that can be fraud at the close of e, and the benchmarks sharing one of their
+    fingerprints (over g_benchmarks, g_fingerprints and close_reg)."""
     # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
@@ -353,27 +404,4 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
         SELECT fp FROM g_fingerprints WHERE event_id IN (SELECT event_id FROM slash_bench_sus)))""") \
         if benchmarks else []
 
-    # Registrations and stake events of the nodes the rules may decide on at this close.
-    subjects = sorted({b.node_id for b in benchmarks} | {j.node_id for j in jobs})
-    registrations: dict[str, RegistrationFacts] = {}
-    stake_events: dict[str, list[tuple[int, str, int]]] = {}
-    if subjects:
-        with registered(con, "close_subjects", pl.DataFrame({"node_id": subjects}, schema={"node_id": pl.String})):
-            for node_id, event_id, at, model, count in con.execute("""
-                SELECT node_id, event_id, registered_at_us, gpu_model, gpu_count FROM close_reg
-                WHERE node_id IN (SELECT node_id FROM close_subjects)
-            """).fetchall():
-                registrations[node_id] = RegistrationFacts(node_id, event_id, at, model, int(count))
-            for node_id, event_id, at, stake in con.execute("""
-                SELECT node_id, event_id, occurred_at_us, stake_base_units FROM g_stakes
-                WHERE node_id IN (SELECT node_id FROM close_subjects)
-                ORDER BY node_id, occurred_at_us, event_id
-            """).fetchall():
-                stake_events.setdefault(node_id, []).append((at, event_id, int(stake)))
-
-    appeals: dict[str, list[tuple[int, str]]] = {}
-    for decision_id, at, event_id in con.execute(
-            "SELECT decision_id, occurred_at_us, event_id FROM g_appeals ORDER BY 1, 2, 3").fetchall():
-        appeals.setdefault(decision_id, []).append((at, event_id))
-
-    return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)
+    return benchmarks, related

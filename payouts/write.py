@@ -19,7 +19,7 @@ from payouts.epoch import EpochResult
 from payouts.ledger import ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, entry_id_sql
 from scoring.invariants import invariant
 from scoring.slashing import SlashOutcome
-from store.db import registered, set_meta
+from store.db import registered
 
 SLASH_DECISION_SCHEMA = [
     ("decision_id", pl.String), ("node_id", pl.String), ("rule", pl.String), ("amount_base_units", pl.Int64),
@@ -51,27 +51,24 @@ def check_result(result: EpochResult) -> None:
 
 
 def check_written(con, e: int, row: dict) -> None:
-    """The same invariants on what the store reads back, inside the transaction."""
-    back = con.execute(
-        "SELECT coalesce(sum(amount_base_units), 0), count(*) FROM epoch_rewards WHERE reward_epoch = ?", [e]
-    ).fetchall()[0]
-    invariant(int(back[0]) == row["allocated_base_units"], "rewards read back sum to the allocation")
-    debit, credit = con.execute(
-        "SELECT sum(amount_base_units) FILTER (debit_account = ?),"
-        " sum(amount_base_units) FILTER (credit_account LIKE 'node:%:rewards' OR credit_account = ?)"
-        " FROM ledger_entries WHERE reward_epoch = ?",
-        [ACCOUNT_EMISSION, ACCOUNT_UNALLOCATED, e],
-    ).fetchall()[0]
-    invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
-              "the ledger moves exactly the emission from treasury to nodes and unallocated")
-    # The keys of the contract's tables, held here rather than by index (an enforced key on
+    """The same invariants on what the store reads back, inside the transaction (one query)."""
+    # The keys of the contract's tables are held here rather than by index (an enforced key on
     # millions of rows per epoch costs more than the whole close): every entry id hashes its
     # epoch, so uniqueness inside the epoch is uniqueness.
-    dup_scores, dup_rewards, dup_entries = con.execute("""
-        SELECT (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
-               (SELECT count(*) - count(DISTINCT node_id) FROM epoch_rewards WHERE reward_epoch = $e),
-               (SELECT count(*) - count(DISTINCT entry_id) FROM ledger_entries WHERE reward_epoch = $e)
-    """, {"e": e}).fetchall()[0]
+    rewards, debit, credit, dup_scores, dup_rewards, dup_entries = con.execute("""
+        WITH ledger AS (SELECT * FROM ledger_entries WHERE reward_epoch = $e),
+             rewards AS (SELECT * FROM epoch_rewards WHERE reward_epoch = $e)
+        SELECT (SELECT coalesce(sum(amount_base_units), 0) FROM rewards),
+               (SELECT sum(amount_base_units) FROM ledger WHERE debit_account = $emission),
+               (SELECT sum(amount_base_units) FROM ledger
+                WHERE credit_account LIKE 'node:%:rewards' OR credit_account = $unallocated),
+               (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
+               (SELECT count(*) - count(DISTINCT node_id) FROM rewards),
+               (SELECT count(*) - count(DISTINCT entry_id) FROM ledger)
+    """, {"e": e, "emission": ACCOUNT_EMISSION, "unallocated": ACCOUNT_UNALLOCATED}).fetchall()[0]
+    invariant(int(rewards) == row["allocated_base_units"], "rewards read back sum to the allocation")
+    invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
+              "the ledger moves exactly the emission from treasury to nodes and unallocated")
     invariant(dup_scores == dup_rewards == dup_entries == 0,
               f"(reward_epoch, node_id) and entry_id are unique in epoch {e}")
 
@@ -105,15 +102,27 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
                     list(row.values()) + [closed_at, ENGINE_VERSION])
         check_written(con, e, row)
         if carry is not None:  # (and checks that no stake account it moved is below 0)
-            carried.advance(con, e, carry)
-        first = con.execute("SELECT min(reward_epoch) FROM reward_epochs").fetchall()[0][0]
-        set_meta(con, "first_reward_epoch", str(first))
+            carried.advance(con, e, carry, stake_moved=moves_stake(result.ledger))
+        con.execute("""
+            INSERT INTO engine_meta SELECT 'first_reward_epoch', min(reward_epoch)::VARCHAR FROM reward_epochs
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE engine_meta.value <> excluded.value
+        """)
         if before_commit is not None:
             before_commit(e)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def moves_stake(ledger: pl.DataFrame) -> bool:
+    """Whether a close's ledger rows move a node's stake account."""
+    if not ledger.height:
+        return False
+    def stake(c: str) -> pl.Expr:  # (a superset of the store's LIKE 'node:%:stake')
+        return (pl.col(c).str.starts_with("node:") & pl.col(c).str.ends_with(":stake")).any()
+
+    return bool(ledger.select(stake("debit_account") | stake("credit_account")).item())
 
 
 def slash_decision_rows(decisions, ruleset_version: str) -> pl.DataFrame:
