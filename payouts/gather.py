@@ -95,55 +95,53 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     carry.prepare(con, e, cutoff_seq, cfg, base=base, quiet=quiet)
     end_us = get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE close_nodes AS
+    # One row per node scored: pinged in e, with another event in e, or registered by end(e)
+    # (fetched in node_id order; the pings counted for the digest below).
+    frame = fetch_polars(con, f"""
         WITH pings AS (
             SELECT node_id, {slot_bitmap_sql("slot", "reachable")} AS slot_bitmap, count(*) AS pings
             FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
             GROUP BY node_id
-        ), active_events AS (
-            SELECT DISTINCT node_id FROM archive_events
-            WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
-        ), reg AS (
-            SELECT * FROM ({REGISTRATIONS_SQL}) WHERE registered_at_us < $end
-        ), prev AS (
-            SELECT node_id, streak_slots AS prev_streak, streak_prev_up AS prev_up,
-                   avail_num AS prev_num, avail_den AS prev_den
-            FROM node_epoch_scores WHERE reward_epoch = $e - 1
+        ), n AS (
+            SELECT *, reg_event_id IS NOT NULL AND registered_at_us < $end AS reg FROM gather_nodes
         ), ids AS (
-            SELECT node_id FROM pings UNION SELECT node_id FROM active_events
-            UNION SELECT node_id FROM reg
+            SELECT node_id FROM pings
+            UNION SELECT node_id FROM archive_events
+                  WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
+            UNION SELECT node_id FROM n WHERE reg
         )
         SELECT ids.node_id,
                coalesce(pings.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
-               reg.registered_at_us,
-               reg.wallet,
-               reg.gpu_model,
-               reg.gpu_count AS claimed_gpu_count,
+               if(n.reg, n.registered_at_us, NULL) AS registered_at_us,
+               if(n.reg, n.wallet, NULL) AS wallet,
+               if(n.reg, n.gpu_model, NULL) AS gpu_model,
+               if(n.reg, n.gpu_count, NULL) AS claimed_gpu_count,
                n.bench_event_id, n.bench_at_us,
                n.fp32_tflops, n.mem_bandwidth_gbps, n.vram_gb, n.found_gpu_count,
                n.jobs_succeeded, n.jobs_failed_node,
-               prev.prev_streak, prev.prev_up, prev.prev_num, prev.prev_den,
+               prev.streak_slots AS prev_streak, prev.streak_prev_up AS prev_up,
+               prev.avail_num AS prev_num, prev.avail_den AS prev_den,
                coalesce(pings.pings, 0) AS pings
         FROM ids
-        LEFT JOIN pings USING (node_id) LEFT JOIN reg USING (node_id) LEFT JOIN gather_nodes n USING (node_id)
-        LEFT JOIN prev USING (node_id)
+        LEFT JOIN pings USING (node_id) LEFT JOIN n USING (node_id)
+        LEFT JOIN (SELECT * FROM node_epoch_scores WHERE reward_epoch = $e - 1) prev USING (node_id)
+        ORDER BY node_id
     """, params)
-    pings = con.execute("SELECT sum(pings) FROM close_nodes").fetchall()[0][0] or 0
-    digest = get_input_digest(con, e, cutoff_seq, after, int(pings), from_scratch)
-    nodes = fetch_polars(con, "SELECT * EXCLUDE (pings) FROM close_nodes ORDER BY node_id")
+    nodes = frame.drop("pings")
+    digest = get_input_digest(con, e, cutoff_seq, after, int(frame["pings"].sum()), from_scratch)
 
     # Availability history for registered nodes with no carried state (first close after
     # their registration): their recorded per-epoch uptime ratios.
     history: dict[str, dict[int, float]] = {}
-    if nodes.filter(pl.col("registered_at_us").is_not_null() & pl.col("prev_den").is_null()).height:
-        rows = con.execute(f"""
-            SELECT s.node_id, s.reward_epoch, s.uptime_ratio
-            FROM node_epoch_scores s JOIN close_nodes c USING (node_id)
-            WHERE c.registered_at_us IS NOT NULL AND c.prev_den IS NULL
-              AND s.reward_epoch < $e
-              AND s.reward_epoch >= {compute_reward_epoch_sql("c.registered_at_us", cfg)}
-        """, {"e": e}).fetchall()
+    first = nodes.filter(pl.col("registered_at_us").is_not_null() & pl.col("prev_den").is_null())
+    if first.height:
+        with registered(con, "close_first", first.select("node_id", "registered_at_us")):
+            rows = con.execute(f"""
+                SELECT s.node_id, s.reward_epoch, s.uptime_ratio
+                FROM node_epoch_scores s JOIN close_first c USING (node_id)
+                WHERE s.reward_epoch < $e
+                  AND s.reward_epoch >= {compute_reward_epoch_sql("c.registered_at_us", cfg)}
+            """, {"e": e}).fetchall()
         for node_id, k, u in rows:
             history.setdefault(node_id, {})[k] = u
 
