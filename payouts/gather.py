@@ -154,7 +154,8 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
         late_events=after.late,
         nodes=nodes,
         uptime_history=history,
-        slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg, quiet and base is not None),
+        slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg, quiet and base is not None,
+                                      base.cutoff if base is not None else None),
         stake=get_stake_frame(con),
         carry=carry.CarryStep(base, after, quiet and base is not None),
     )
@@ -167,11 +168,14 @@ def get_input_digest(con, e: int, cutoff_seq: int, after: carry.Carry, pings: in
     part from the digests the ingest wrote with them, when they cover the store's every ping and
     count the epoch's `pings` (else, and `from_scratch`, hashed here), the rest carried."""
     count = digest = None
-    if not from_scratch and get_meta(con, PING_DIGESTS_SINCE) == "0":
-        count, digest = con.execute("""
-            SELECT coalesce(sum(pings), 0), coalesce(bit_xor(digest), 0::UHUGEINT)::VARCHAR
+    if not from_scratch:
+        covered, count, digest = con.execute("""
+            SELECT (SELECT value FROM engine_meta WHERE key = $since) IS NOT DISTINCT FROM '0',
+                   coalesce(sum(pings), 0), coalesce(bit_xor(digest), 0::UHUGEINT)::VARCHAR
             FROM archive_ping_digests WHERE reward_epoch = $e AND last_arrival_seq <= $cutoff
-        """, {"e": e, "cutoff": cutoff_seq}).fetchall()[0]
+        """, {"e": e, "cutoff": cutoff_seq, "since": PING_DIGESTS_SINCE}).fetchall()[0]
+        if not covered:
+            count = digest = None
     if count is None or int(count) != pings:
         count, digest = con.execute("""
             SELECT count(*), coalesce(bit_xor(md5_number(event_id)), 0::UHUGEINT)::VARCHAR FROM archive_pings
@@ -222,7 +226,7 @@ def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
 
 
 def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
-                         quiet: bool = False) -> SlashInputs:
+                         quiet: bool = False, prev: int | None = None) -> SlashInputs:
     """`gather_slash_inputs` over the typed events of `carry.prepare` (g_*).
 
     A quiet close (`carry.prepare`: no event but pings arrived since the previous close, and
@@ -230,7 +234,8 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     one again (below: it occurred in epoch e, it or a registration of its node arrived since the
     previous close, or its node registered in epoch e, or another benchmark arrived since
     reports one of its fingerprints) is an event that would make the close not quiet. Nor are
-    jobs looked for when no job was ever reported, nor appeals when none was.
+    jobs looked for when no job was ever reported, nor appeals when none was. `prev`: the
+    previous close's cutoff when the caller knows it (the carried state's), else read.
 
     Of the benchmarks to check, only those that can be fraud are handed to the rules: those
     reporting a fingerprint first reported by another node, or whose ratio to the claimed model's
@@ -239,13 +244,16 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     decision (`get_fraud_candidates` skips it), so the outcome is the same; the registrations and
     stake events handed over are those of the nodes the rules can decide on."""
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
-    prev = get_previous_cutoff(con, e)
+    prev = get_previous_cutoff(con, e) if prev is None else prev
     p = {"e": e, "prev": prev, "start": start_us, "end": end_us}
-    cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
-    cols = [d[0] for d in cur.description]
-    decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
-    any_jobs, any_appeals = con.execute(
-        "SELECT EXISTS (SELECT 1 FROM g_jobs), EXISTS (SELECT 1 FROM g_appeals)").fetchall()[0]
+    any_jobs, any_appeals, any_decisions = con.execute("""
+        SELECT EXISTS (SELECT 1 FROM g_jobs), EXISTS (SELECT 1 FROM g_appeals),
+               EXISTS (SELECT 1 FROM slash_decisions WHERE decided_in_epoch < $e)""", {"e": e}).fetchall()[0]
+    decisions = []
+    if any_decisions:
+        cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
+        cols = [d[0] for d in cur.description]
+        decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
     jobs = _gather_jobs(con, e, p, cfg) if any_jobs else []
     benchmarks: list[BenchmarkFacts] = []
     related: list[BenchmarkFacts] = []

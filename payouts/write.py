@@ -83,7 +83,10 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
     check_result(result)
     con.execute("BEGIN TRANSACTION")
     try:
-        if con.execute("SELECT 1 FROM reward_epochs WHERE reward_epoch = ?", [e]).fetchall():
+        closed, first = con.execute(
+            "SELECT EXISTS (SELECT 1 FROM reward_epochs WHERE reward_epoch = $e),"
+            " (SELECT value FROM engine_meta WHERE key = 'first_reward_epoch')", {"e": e}).fetchall()[0]
+        if closed:
             con.execute("ROLLBACK")
             return  # closed already: a second close is a no-op
         with registered(con, "close_scores", result.scores):
@@ -103,10 +106,11 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
         check_written(con, e, row)
         if carry is not None:  # (and checks that no stake account it moved is below 0)
             carried.advance(con, e, carry, stake_moved=moves_stake(result.ledger))
-        con.execute("""
-            INSERT INTO engine_meta SELECT 'first_reward_epoch', min(reward_epoch)::VARCHAR FROM reward_epochs
-            ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE engine_meta.value <> excluded.value
-        """)
+        if first is None or e < int(first):  # (it is the least closed epoch: it moves only then)
+            con.execute("""
+                INSERT INTO engine_meta SELECT 'first_reward_epoch', min(reward_epoch)::VARCHAR FROM reward_epochs
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """)
         if before_commit is not None:
             before_commit(e)
         con.execute("COMMIT")
