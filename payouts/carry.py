@@ -31,6 +31,7 @@ a store first closed by an older engine); `write_epoch` advances it inside the c
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 
 from scoring.hardware import latest_benchmark_sql
@@ -156,6 +157,11 @@ def get_base(con, e: int, cutoff: int, from_scratch: bool = False) -> Carry | No
 
 
 READ_BASE = object()  # `prepare`'s default: read the base itself
+# The connections whose g_ views and gather_nodes are the carried tables themselves (a quiet
+# close made them and no other close replaced them since): the next quiet close keeps them.
+# Temporary views are the connection's own, outside any transaction (a close gathers before
+# its write transaction begins), and die with it.
+_carried_views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = False, *,
@@ -177,10 +183,13 @@ def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = F
     if base is READ_BASE:
         base = get_base(con, e, cutoff, from_scratch)
     if quiet and base:
-        for kind in KINDS:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW g_{kind} AS SELECT * FROM main.carry_{kind}")
-        con.execute("CREATE OR REPLACE TEMP VIEW gather_nodes AS SELECT * FROM main.carry_nodes")
+        if not _carried_views.get(con):  # (made by the quiet close before on this connection)
+            for kind in KINDS:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW g_{kind} AS SELECT * FROM main.carry_{kind}")
+            con.execute("CREATE OR REPLACE TEMP VIEW gather_nodes AS SELECT * FROM main.carry_nodes")
+            _carried_views[con] = True
         return base
+    _carried_views.pop(con, None)
     lo = base.cutoff if base else -1
     prev_end = get_epoch_end_us(base.epoch, cfg) if base else None
     end = get_epoch_end_us(e, cfg)
@@ -320,6 +329,10 @@ def measure(con, e: int, cutoff: int, base: Carry | None, cfg: RulesetConfig) ->
     new = f"arrival_seq > {lo} AND arrival_seq <= {int(cutoff)}"
     window = (f"OR (arrival_seq <= {lo} AND occurred_at_us >= {get_epoch_end_us(base.epoch, cfg)}"
               f" AND occurred_at_us < {end})" if base else "")
+    # (nothing arrived since the base: no late event and no ping to read)
+    arrivals = f"""(SELECT count(*) FROM archive_pings WHERE late AND {new})
+                 + (SELECT count(*) FROM archive_events WHERE late AND {new}),
+               (SELECT max(occurred_at_us) FROM archive_pings WHERE {new})""" if cutoff > lo else "0, NULL"
     count, digest, moved, late, max_ping = con.execute(f"""
         WITH delta AS (
             SELECT event_id, occurred_at_us, arrival_seq FROM archive_events
@@ -327,10 +340,7 @@ def measure(con, e: int, cutoff: int, base: Carry | None, cfg: RulesetConfig) ->
         )
         SELECT count(*) FILTER (occurred_at_us < {end}),
                coalesce(bit_xor(md5_number(event_id)) FILTER (occurred_at_us < {end}), 0::UHUGEINT)::VARCHAR,
-               count(*),
-               (SELECT count(*) FROM archive_pings WHERE late AND {new})
-                 + (SELECT count(*) FROM archive_events WHERE late AND {new}),
-               (SELECT max(occurred_at_us) FROM archive_pings WHERE {new})
+               count(*), {arrivals}
         FROM delta
     """).fetchall()[0]
     quiet = base is not None and moved == 0

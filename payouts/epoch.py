@@ -119,6 +119,7 @@ class EpochState:
     # §7 allocation
     pool_code: np.ndarray | None = None  # each node's pool as its index in `pool_names` (−1: none)
     pool_names: list | None = None
+    pool_column: pl.Series | None = None  # the pools' names, per node (`get_pool_column`)
     multiplier_milli: np.ndarray | None = None
     weight: np.ndarray | None = None
     unallocated_by_pool: dict[str, int] | None = None

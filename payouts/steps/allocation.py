@@ -45,6 +45,8 @@ def process_allocation(state: EpochState) -> None:
 
 
 def get_pool_column(state: EpochState) -> pl.Series:
-    """Each node's pool as a string column (null: none)."""
-    return pl.Series("pool", state.pool_code, dtype=pl.Int64).replace_strict(
-        dict(enumerate(state.pool_names)), default=None, return_dtype=pl.String)
+    """Each node's pool as a string column (null: none); made once, by the first step that asks."""
+    if state.pool_column is None:
+        state.pool_column = pl.Series("pool", state.pool_code, dtype=pl.Int64).replace_strict(
+            dict(enumerate(state.pool_names)), default=None, return_dtype=pl.String)
+    return state.pool_column
