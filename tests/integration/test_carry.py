@@ -12,6 +12,7 @@ import pytest
 
 from epochal.verify import verify_epoch
 from eventkit import SPEC, EventKit, honest_network
+from payouts import carry
 from payouts.carry import CARRY_META, get_carry
 from payouts.close import close_ready_epochs
 from scoring.slashing import compute_decision_id
@@ -70,10 +71,22 @@ def grow(db, carry: bool) -> None:
     con.close()
 
 
+QUIET: list[bool] = []  # per close of the carried run: quiet (no event but pings in its Δ)?
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("carry")
-    grow(tmp / "carried.duckdb", carry=True)
+    real = carry.measure
+
+    def measure(*args, **kwargs):
+        figures, quiet = real(*args, **kwargs)
+        QUIET.append(quiet)
+        return figures, quiet
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(carry, "measure", measure)
+        grow(tmp / "carried.duckdb", carry=True)
     grow(tmp / "scratch.duckdb", carry=False)
     return tmp / "carried.duckdb", tmp / "scratch.duckdb"
 
@@ -84,6 +97,12 @@ def test_carried_closes_equal_closes_from_scratch(stores):
     assert len(got["reward_epochs"]) == 30
     assert len(got["slash_decisions"]) >= 3 and any(r for r in got["ledger_entries"] if "stake" in r[-1])
     assert got == want
+
+
+def test_the_carried_run_has_quiet_closes_and_others(stores):
+    """The comparison above covers both kinds of carried close: quiet ones (`carry.prepare` makes
+    no table of Δ, the slashing gather checks no benchmark) and the others."""
+    assert len(QUIET) == 30 and 3 <= sum(QUIET) <= 27, QUIET
 
 
 def test_every_carried_close_verifies_from_the_archive(stores):
