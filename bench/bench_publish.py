@@ -4,7 +4,7 @@ replay without it, in one run, and what the folder costs on disk.
 Input (untimed, written by bench/genpings.py, as bench_replay's): one JSONL file of valid
 events, N nodes × H hours of one ping a minute, registrations and benchmarks.
 
-Measured, each in a fresh process, alternating, `REPEATS` times each (best of each counts):
+Measured, each in a fresh process, alternating, `REPEATS` (5) times each (best of each counts):
 - the subject: `epochal.replay.replay([file], fresh_db)` publishing every closed epoch into a
   fresh `<db>.published/` (the default: every file, fsync, manifests);
 - the baseline: the same call with `publish=False`.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ from bench.common import Row, Timer, log, run_child  # noqa: E402
 
 FULL = {"nodes": 1000, "hours": 24}
 QUICK = {"nodes": 200, "hours": 6}
-REPEATS = 3
+REPEATS = 5  # the machine is shared: five of each, alternating, for a stable best
 RATIO_BUDGET = 1.15
 
 
@@ -110,6 +111,7 @@ def run(quick: bool, workdir: Path | None = None) -> list[Row]:
             note=(f"{best['published']} epochs published; runs: with " + ", ".join(f"{r['seconds']:.2f}" for r in with_pub)
                   + " s, without " + ", ".join(f"{r['seconds']:.2f}" for r in without)
                   + " s; ratio run by run " + ", ".join(f"{x:.2f}" for x in pairs)
+                  + f" (median {statistics.median(pairs):.2f})"
                   + f"; CPU (all threads) with {best_cpu['cpu_s']:.2f} s, without {base_cpu['cpu_s']:.2f} s"
                   f" ({best_cpu['cpu_s'] / base_cpu['cpu_s']:.2f}×, least of each)"),
             extra={"with": with_pub, "without": without, "file": gen, "pair_ratios": pairs}),

@@ -192,6 +192,33 @@ def test_a_lost_folder_is_published_again_byte_for_byte(replayed, tmp_path):
     assert _folder_bytes(tmp_path / "again") == _folder_bytes(replayed["root"])
 
 
+@pytest.mark.parametrize("batch", [1, 4, 1000])
+def test_the_bytes_do_not_depend_on_how_epochs_are_batched(replayed, tmp_path, monkeypatch, batch):
+    """Epochs written together (one query per file over the batch, cut into the epochs) give
+    each epoch the bytes of its own queries: one at a time, in runs of 4, all at once (the
+    replay's folder was written in the background thread's own runs)."""
+    monkeypatch.setattr(pub, "BATCH_EPOCHS", batch)
+    con = duckdb.connect(str(replayed["db"]), read_only=True)
+    try:
+        assert pub.publish_pending(con, tmp_path / "b") == pub.list_epochs(replayed["root"])
+        # and each file is exactly its epoch's own query, whatever the batch cut
+        cur = con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        closed = pub._closed_epochs(cur)
+        spans = [(r[0], closed[i - 1][1] if i else -1, r[1]) for i, r in enumerate(closed)]
+        got = {n: pub.split_batch(cur.sql(q).to_arrow_table(), n, spans) for n, q in pub.batch_queries(spans).items()}
+        for e, after, through in spans:
+            for name, sql in pub.file_queries(e, after, through):
+                if name != "inputs":
+                    want = cur.sql(sql).to_arrow_table()
+                    assert got[name][e].schema == want.schema and got[name][e].equals(want), (name, e)
+        assert any(got["slash_decisions"][e].num_rows for e, _, _ in spans)  # (the batch held some of each)
+        assert any(got["rejected_events"][e].num_rows for e, _, _ in spans)
+    finally:
+        con.close()
+    assert _folder_bytes(tmp_path / "b") == _folder_bytes(replayed["root"])
+
+
 def test_a_folder_of_another_store_is_refused_in_one_sentence(replayed, tmp_path, sim_dir):
     root = tmp_path / "other.published"
     shutil.copytree(replayed["root"], root)

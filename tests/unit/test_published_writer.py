@@ -62,3 +62,17 @@ def test_rows_of_several_selects_follow_one_another_in_one_file(tmp_path, monkey
     assert pub.write_parquet(con, parts, tmp_path / "parts.parquet", {}) == ROWS
     pub.write_parquet(con, SELECT, tmp_path / "whole.parquet", {})
     assert _sha(tmp_path / "parts.parquet") == _sha(tmp_path / "whole.parquet")
+
+
+def test_a_table_written_from_memory_gives_the_bytes_of_the_same_rows_from_the_store(tmp_path, monkeypatch):
+    """`write_table` (the batched epochs' files, cut from one query's rows) and `write_parquet`
+    (rows streamed from the store) write the same bytes for the same rows, a slice's too."""
+    monkeypatch.setattr(pub, "ROW_GROUP_ROWS", GROUP)
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t AS {MAKE.format(lo=0, hi=ROWS)}")
+    enc = {"occurred_at_us": "DELTA_BINARY_PACKED"}
+    pub.write_parquet(con, "SELECT * FROM t WHERE k >= 7 AND k < 45000 ORDER BY k", tmp_path / "s.parquet", enc)
+    whole = con.sql(SELECT).to_arrow_table()
+    rows, size, sha = pub.write_table(whole.slice(7, 45000 - 7), tmp_path / "m.parquet", enc)
+    assert (rows, size, sha) == (45000 - 7, (tmp_path / "s.parquet").stat().st_size, _sha(tmp_path / "s.parquet"))
+    assert _sha(tmp_path / "m.parquet") == sha
