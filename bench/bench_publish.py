@@ -9,7 +9,8 @@ Measured, each in a fresh process, alternating, `REPEATS` (5) times each (best o
   fresh `<db>.published/` (the default: every file, fsync, manifests);
 - the baseline: the same call with `publish=False`.
 Budget: with publishing ≤ 1.15× without (wall clock). Also reported: the CPU time of each
-(all threads; least of each), which the machine's other load disturbs less than the wall clock.
+(all threads; least and median of each), which the machine's other load disturbs less than the
+wall clock, and the median of the run-by-run wall ratios.
 Reported: bytes per ping of `inputs.parquet` (the whole archive lands in the first epoch's
 inputs in a replay: its size over the pings), and the folder's bytes against the store's.
 
@@ -102,6 +103,8 @@ def run(quick: bool, workdir: Path | None = None) -> list[Row]:
     best, base = min(with_pub, key=lambda r: r["seconds"]), min(without, key=lambda r: r["seconds"])
     best_cpu, base_cpu = min(with_pub, key=lambda r: r["cpu_s"]), min(without, key=lambda r: r["cpu_s"])
     pairs = [w["seconds"] / b["seconds"] for w, b in zip(with_pub, without)]
+    cpu_med_with = statistics.median(r["cpu_s"] for r in with_pub)
+    cpu_med_without = statistics.median(r["cpu_s"] for r in without)
     label = f"{N:,}×{H} h"
     per_ping = best["inputs_bytes"] / max(1, best["pings"])
     rows = [
@@ -113,7 +116,8 @@ def run(quick: bool, workdir: Path | None = None) -> list[Row]:
                   + " s; ratio run by run " + ", ".join(f"{x:.2f}" for x in pairs)
                   + f" (median {statistics.median(pairs):.2f})"
                   + f"; CPU (all threads) with {best_cpu['cpu_s']:.2f} s, without {base_cpu['cpu_s']:.2f} s"
-                  f" ({best_cpu['cpu_s'] / base_cpu['cpu_s']:.2f}×, least of each)"),
+                  f" ({best_cpu['cpu_s'] / base_cpu['cpu_s']:.2f}×, least of each; medians {cpu_med_with:.2f} s"
+                  f" against {cpu_med_without:.2f} s, {cpu_med_with / cpu_med_without:.2f}×)"),
             extra={"with": with_pub, "without": without, "file": gen, "pair_ratios": pairs}),
         Row(benchmark="publish", metric="inputs.parquet bytes per ping", value=per_ping, unit="B",
             note=f"{best['inputs_bytes']:,} bytes for {best['inputs_rows']:,} inputs ({best['pings']:,} pings);"
