@@ -6,9 +6,10 @@ other, except that `cli.py` registers the others' Typer apps: imports point one 
 Nothing read from data or typed by a user is ever interpreted as rich markup: both consoles have
 markup off, so a node id such as `[/x]` prints as itself. Nor does it reach the terminal as control
 characters: every string the consoles render (printed, or a table's cell) goes through `shown`,
-which writes C0/C1 control characters (but newline and tab) and Unicode bidi overrides as
+which writes C0/C1 control characters (but newline) and Unicode bidi overrides as
 escapes (`\\x1b`, `\\u202e`), so an id cannot clear the screen, recolour the output or hide
-part of a line, and a character rich would silently drop (`\\x07`) stays visible. Emoji codes
+part of a line, and a character rich would silently drop (`\\x07`) or expand (a tab, into
+spaces) stays visible. Emoji codes
 (`:smile:`) print as typed.
 """
 
@@ -24,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from epochal.sim import resolve_data_dir
 
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(m: re.Match) -> str:

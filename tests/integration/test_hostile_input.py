@@ -397,7 +397,7 @@ def test_control_characters_in_ids_print_as_escapes(tmp_path):
     terminal raw: an id could clear the screen or hide part of a line, and rich silently drops
     some (BEL), so the printed id would not be the stored one. Found by the fuzz suite."""
     kit = EventKit()
-    nodes = ("a\x1b[2Jb", "bell\x07x", "rtl\u202eevil")
+    nodes = ("a\x1b[2Jb", "bell\x07x", "rtl\u202eevil", "tab\tx")
     for node in nodes:
         kit.register(node, "NVIDIA H100 80GB HBM3", gpus=8)
         kit.benchmark(node, 1, *[x * 0.95 for x in SPEC["H100"][:2]], SPEC["H100"][2] * 0.98, gpus=8)
@@ -408,7 +408,7 @@ def test_control_characters_in_ids_print_as_escapes(tmp_path):
     assert show.returncode == 0, show.stderr
     assert "\x1b" not in show.stdout and "\x07" not in show.stdout and "\u202e" not in show.stdout
     assert "a\\x1b[2Jb" in show.stdout and "bell\\x07x" in show.stdout and "rtl\\u202eevil" in show.stdout
-    for node, printed in zip(nodes, ("a\\x1b[2Jb", "bell\\x07x", "rtl\\u202eevil")):
+    for node, printed in zip(nodes, ("a\\x1b[2Jb", "bell\\x07x", "rtl\\u202eevil", "tab\\x09x")):
         assert shown(node) == printed
         res = cli("node", "show", node, "--db", db)
         assert res.returncode == 0 and f"node {printed}: claims 8" in res.stdout, res.stderr
