@@ -202,10 +202,13 @@ def prepare(con, e: int, cutoff: int, cfg: RulesetConfig, from_scratch: bool = F
         carried = f"SELECT * FROM main.carry_{kind} UNION ALL " if base else ""
         con.execute(f"CREATE OR REPLACE TEMP VIEW g_{kind} AS {carried}SELECT * FROM d_{kind}")
         if kind != "fingerprints":
-            window = (f"OR (arrival_seq <= {lo} AND occurred_at_us >= {prev_end} AND occurred_at_us < {end})"
-                      if base else "")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW w_{kind} AS SELECT * FROM g_{kind}"
-                        f" WHERE (arrival_seq > {lo} AND occurred_at_us < {end}) {window}")
+            # Δ(e): the arrivals since the base (d_, every row of which arrived after it) and the
+            # carried rows (all arrived by its cutoff) whose time falls in e, each on its own so
+            # that the carried table's zone maps on occurred_at_us skip the rest of the history.
+            window = (f" UNION ALL SELECT * FROM main.carry_{kind}"
+                      f" WHERE occurred_at_us >= {prev_end} AND occurred_at_us < {end}" if base else "")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW w_{kind} AS SELECT * FROM d_{kind}"
+                        f" WHERE occurred_at_us < {end}{window}")
     if base:
         nodes, standing = "main.carry_nodes", "main.carry_standing"
     else:  # from nothing: every node's stake balance from the ledger of the closes before e
@@ -366,7 +369,9 @@ def advance(con, e: int, step: CarryStep, stake_moved: bool = True) -> None:
     if not step.quiet:
         for kind in KINDS:
             con.execute(f"INSERT INTO carry_{kind} SELECT * FROM d_{kind}")
-        con.execute("DELETE FROM carry_standing WHERE job_id IN (SELECT job_id FROM next_standing)")
+        # (a job new to the carried state has no row there to replace: only the others are looked for)
+        if con.execute("SELECT count(*) FROM next_standing WHERE NOT is_new").fetchall()[0][0]:
+            con.execute("DELETE FROM carry_standing WHERE job_id IN (SELECT job_id FROM next_standing WHERE NOT is_new)")
         con.execute("INSERT INTO carry_standing SELECT job_id, event_id, occurred_at_us, node_id, status"
                     " FROM next_standing")
     if step.quiet and not stake_moved:  # no row changes

@@ -140,6 +140,16 @@ class EpochState:
         i = int(self.node_id.search_sorted(node_id))
         return i if i < self.n and self.node_id[i] == node_id else None
 
+    def positions(self, node_ids: list[str]) -> np.ndarray:
+        """`position` of each of `node_ids` in one search (−1 where a node is not scored): a
+        close looks up every node with a slashing decision, a number that grows with history."""
+        if not node_ids or not self.n:
+            return np.full(len(node_ids), -1, dtype=np.int64)
+        ids = pl.Series(node_ids, dtype=pl.String)
+        i = np.minimum(self.node_id.search_sorted(ids).to_numpy().astype(np.int64), self.n - 1)
+        found = (self.node_id.gather(i) == ids).to_numpy()
+        return np.where(found, i, -1)
+
     @classmethod
     def start(cls, inputs: EpochInputs, cfg: RulesetConfig) -> "EpochState":
         """The state before the first step: the nodes in byte order, their first registration.

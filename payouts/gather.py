@@ -318,8 +318,9 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
             UNION SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
             UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $margin AND ended_approx < $end + $margin
             UNION SELECT job_id FROM g_jobs WHERE ended_approx IS NULL
-        ), jc AS MATERIALIZED (
-            SELECT * FROM g_jobs WHERE job_id IN (SELECT job_id FROM maybe)
+        ), jc AS MATERIALIZED (  -- (not the payloads: every report of a job is read, the few kept below)
+            SELECT job_id, node_id, event_id, arrival_seq, occurred_at_us, ended_approx FROM g_jobs
+            WHERE job_id IN (SELECT job_id FROM maybe)
         ), standing AS ({standing_job_sql("jc")}
         ), arrivals AS (
             SELECT job_id, max(arrival_seq) AS last_arrival FROM jc GROUP BY job_id
@@ -327,7 +328,7 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
             SELECT jc.*, arrivals.last_arrival
             FROM standing JOIN jc USING (job_id, event_id) JOIN arrivals USING (job_id)
         )
-        SELECT job_id, node_id, event_id, occurred_at_us, payload FROM approx
+        SELECT job_id, node_id, event_id, occurred_at_us, arrival_seq FROM approx
         WHERE {decision_id_sql(RULE_DOWNTIME, "job_id")} NOT IN
               (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
           AND (last_arrival > $prev OR occurred_at_us >= $start OR ended_approx IS NULL
@@ -335,9 +336,20 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
         ORDER BY job_id
     """, {**{k: p[k] for k in ("e", "prev", "start", "end")}, "margin": margin_us}).fetchall()
 
+    # The payloads of those completions, read by their arrivals' range (the typed events' zone
+    # maps skip the rest of the history).
+    payloads: dict[tuple[str, int], str] = {}
+    if rows:
+        keys = pl.DataFrame([(r[2], r[4]) for r in rows], orient="row",
+                            schema=[("event_id", pl.String), ("arrival_seq", pl.Int64)])
+        with registered(con, "close_job_rows", keys):
+            payloads = {(event_id, seq): payload for event_id, seq, payload in con.execute("""
+                SELECT j.event_id, j.arrival_seq, j.payload FROM g_jobs j JOIN close_job_rows USING (event_id, arrival_seq)
+                WHERE j.arrival_seq BETWEEN $lo AND $hi
+            """, {"lo": int(keys["arrival_seq"].min()), "hi": int(keys["arrival_seq"].max())}).fetchall()}
     jobs = []
-    for job_id, node_id, event_id, occurred_at_us, payload in rows:
-        pl_ = orjson.loads(payload)
+    for job_id, node_id, event_id, occurred_at_us, arrival_seq in rows:
+        pl_ = orjson.loads(payloads[(event_id, arrival_seq)])
         job = JobFacts(job_id, node_id, event_id, occurred_at_us, time_to_us(pl_["started_at"]),
                        time_to_us(pl_["ended_at"]), time_to_us(pl_["committed_until"]), pl_["status"])
         if compute_job_check_epoch(job, cfg) <= e:

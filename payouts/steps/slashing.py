@@ -19,12 +19,11 @@ def process_slashing(state: EpochState) -> None:
         return  # nothing known about slashing: no decision, no P, no ban
     invariant(inputs.reward_epoch == state.reward_epoch, "slashing inputs are for this epoch")
     # this epoch's slot bitmaps of the nodes whose jobs are checked (the rules read no other)
-    current = {nid: int(state.slot_bitmap[i]) for nid in {j.node_id for j in inputs.jobs}
-               if (i := state.position(nid)) is not None}
+    checked = sorted({j.node_id for j in inputs.jobs})
+    current = {nid: int(state.slot_bitmap[i]) for nid, i in zip(checked, state.positions(checked)) if i >= 0}
     state.slashing = outcome = rules.process_slashing(inputs, current, state.cfg)
-    for nid, count in outcome.slash_count.items():
-        if (i := state.position(nid)) is not None:
-            state.slash_count[i] = count
-    for nid, banned in outcome.banned.items():
-        if (i := state.position(nid)) is not None:
-            state.banned[i] = banned
+    for per_node, column in ((outcome.slash_count, state.slash_count), (outcome.banned, state.banned)):
+        ids = list(per_node)
+        at = state.positions(ids)
+        known = at >= 0
+        column[at[known]] = np.array([per_node[nid] for nid in ids], dtype=column.dtype)[known]
