@@ -314,7 +314,7 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
     margin_us = 1_000_000
     rows = con.execute(f"""
         WITH maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
-            SELECT job_id FROM g_jobs WHERE arrival_seq > $prev
+            SELECT job_id FROM d_jobs WHERE arrival_seq > $prev  -- (all arrived since the previous close)
             UNION SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
             UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $margin AND ended_approx < $end + $margin
             UNION SELECT job_id FROM g_jobs WHERE ended_approx IS NULL
@@ -362,26 +362,39 @@ def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[Benchmark
     """The benchmarks that can be fraud at the close of e, and the benchmarks sharing one of their
     fingerprints (over g_benchmarks, g_fingerprints and close_reg)."""
     # Benchmarks with no decision yet, occurred before end(e), with something to decide now.
+    # The reasons that need a look at the history (a benchmark arrived since the previous close,
+    # all of which are in d_benchmarks: a carried state is that close's; a registration arrived
+    # since or in epoch e) are tested first on the small relations, and the history is read for
+    # those that hold only.
+    new_benchmarks, new_regs = con.execute("""
+        SELECT EXISTS (SELECT 1 FROM d_benchmarks WHERE arrival_seq > $prev),
+               EXISTS (SELECT 1 FROM close_reg
+                       WHERE arrival_seq > $prev OR (registered_at_us >= $start AND registered_at_us < $end))
+    """, {k: p[k] for k in ("prev", "start", "end")}).fetchall()[0]
+    reasons = ["SELECT event_id FROM g_benchmarks WHERE occurred_at_us >= $start"]
+    if new_benchmarks:
+        reasons += ["SELECT event_id FROM d_benchmarks WHERE arrival_seq > $prev", "SELECT event_id FROM old_sharing"]
+    if new_regs:
+        reasons.append("""SELECT b.event_id FROM g_benchmarks b JOIN close_reg reg USING (node_id)
+                  WHERE reg.arrival_seq > $prev OR (reg.registered_at_us >= $start AND reg.registered_at_us < $end)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE slash_bench_cand AS
         WITH new_fp AS (  -- the fingerprints of the benchmarks arrived since the previous close
-            SELECT DISTINCT fp FROM g_fingerprints
-            WHERE event_id IN (SELECT event_id FROM g_benchmarks WHERE arrival_seq > $prev)
+            SELECT DISTINCT fp FROM d_fingerprints
+            WHERE event_id IN (SELECT event_id FROM d_benchmarks WHERE arrival_seq > $prev)
         ), old_sharing AS (  -- older benchmarks reporting one of them (a new first reporter may bind it)
             SELECT DISTINCT f.event_id FROM g_fingerprints f JOIN new_fp USING (fp) JOIN g_benchmarks b USING (event_id)
             WHERE b.arrival_seq <= $prev
         ), maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
-            SELECT event_id FROM g_benchmarks WHERE occurred_at_us >= $start
-            UNION SELECT event_id FROM g_benchmarks WHERE arrival_seq > $prev
-            UNION SELECT b.event_id FROM g_benchmarks b JOIN close_reg reg USING (node_id)
-                  WHERE reg.arrival_seq > $prev OR (reg.registered_at_us >= $start AND reg.registered_at_us < $end)
-            UNION SELECT event_id FROM old_sharing
+            {" UNION ".join(reasons)}
         )
         SELECT b.event_id FROM g_benchmarks b
         WHERE b.event_id IN (SELECT event_id FROM maybe) AND b.occurred_at_us < $end
           AND {decision_id_sql(RULE_FRAUD, fraud_subject_sql("b.node_id", "b.event_id"))} NOT IN
               (SELECT decision_id FROM slash_decisions WHERE decided_in_epoch < $e)
     """, {k: p[k] for k in ("e", "prev", "start", "end")})
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM slash_bench_cand)").fetchall()[0][0]:
+        return [], []  # no candidate: none can be fraud, none shares a fingerprint with one
     # The claimed models of the candidates' nodes, normalised once per distinct claim (§3).
     claims = [r[0] for r in con.execute(
         "SELECT DISTINCT gpu_model FROM close_reg WHERE gpu_model IS NOT NULL").fetchall()]
