@@ -254,7 +254,7 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
         cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})
         cols = [d[0] for d in cur.description]
         decisions = [_decision_from_row(dict(zip(cols, r)), e) for r in cur.fetchall()]
-    jobs = _gather_jobs(con, e, p, cfg) if any_jobs else []
+    jobs = _gather_jobs(con, e, p, cfg, quiet) if any_jobs else []
     benchmarks: list[BenchmarkFacts] = []
     related: list[BenchmarkFacts] = []
     if not quiet or jobs:
@@ -303,8 +303,10 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     return SlashInputs(e, decisions, jobs, benchmarks, related, registrations, stake_events, appeals, bitmaps)
 
 
-def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
-    """The standing completions whose downtime check is due at the close of e (over g_jobs)."""
+def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig, quiet: bool = False) -> list[JobFacts]:
+    """The standing completions whose downtime check is due at the close of e (over g_jobs; the
+    arrivals since the previous close in d_jobs, made by `carry.prepare` unless the close is quiet:
+    then none arrived)."""
     # Jobs: the standing job.completed per job_id among those arrived; those with no decision
     # yet whose check epoch may be e (max(ended_at, occurred_at) in epoch e: ended_at as DuckDB
     # reads it, give or take a second) or with a completion arrived since the previous close. A
@@ -314,8 +316,8 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig) -> list[JobFacts]:
     margin_us = 1_000_000
     rows = con.execute(f"""
         WITH maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
-            SELECT job_id FROM d_jobs WHERE arrival_seq > $prev  -- (all arrived since the previous close)
-            UNION SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
+            {"" if quiet else "SELECT job_id FROM d_jobs WHERE arrival_seq > $prev UNION"}
+            SELECT job_id FROM g_jobs WHERE occurred_at_us >= $start
             UNION SELECT job_id FROM g_jobs WHERE ended_approx >= $start - $margin AND ended_approx < $end + $margin
             UNION SELECT job_id FROM g_jobs WHERE ended_approx IS NULL
         ), jc AS MATERIALIZED (  -- (not the payloads: every report of a job is read, the few kept below)
