@@ -79,19 +79,24 @@ def grow(db, carry: bool, reconnect: bool = False) -> None:
 QUIET: list[bool] = []  # per close of the carried run: quiet (no event but pings in its Δ)?
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("carry")
+def grow_recording(db, quiet: list[bool], **kwargs) -> None:
+    """`grow` with the carried state, noting of each close whether it was quiet."""
     real = carry.measure
 
-    def measure(*args, **kwargs):
-        figures, quiet = real(*args, **kwargs)
-        QUIET.append(quiet)
-        return figures, quiet
+    def measure(*args, **kw):
+        figures, q = real(*args, **kw)
+        quiet.append(q)
+        return figures, q
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(carry, "measure", measure)
-        grow(tmp / "carried.duckdb", carry=True)
+        grow(db, carry=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("carry")
+    grow_recording(tmp / "carried.duckdb", QUIET)
     grow(tmp / "scratch.duckdb", carry=False)
     return tmp / "carried.duckdb", tmp / "scratch.duckdb"
 
@@ -101,17 +106,8 @@ def test_carried_closes_on_fresh_connections_equal_closes_from_scratch(stores, t
     no carried views made earlier on the connection) with jobs in the store gives what a close
     from scratch gives."""
     _, scratch = stores
-    real = carry.measure
     quiet: list[bool] = []
-
-    def measure(*args, **kwargs):
-        figures, q = real(*args, **kwargs)
-        quiet.append(q)
-        return figures, q
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(carry, "measure", measure)
-        grow(tmp_path / "reconnected.duckdb", carry=True, reconnect=True)
+    grow_recording(tmp_path / "reconnected.duckdb", quiet, reconnect=True)
     assert any(quiet) and not all(quiet)
     assert output_tables(tmp_path / "reconnected.duckdb") == output_tables(scratch)
 
