@@ -56,6 +56,7 @@ from scoring.invariants import invariant
 from scoring.registration import first_registration_sql
 from scoring.ruleset import RULESET_V1, RulesetConfig
 from scoring.timing import compute_reward_epoch_sql, compute_slot_sql
+from store.arrow import to_arrow
 from store.db import last_closed_epoch, next_arrival_seq, open_ingest_run, registered, undo_open_ingest_runs
 
 BLOCK_BYTES = 32 << 20
@@ -327,6 +328,13 @@ def _prefetched(blocks: Iterator, depth: int = 2) -> Iterator:
 
 def _utf8_or_null(binary: pa.Array) -> pa.Array:
     """Lines as text; a line that is not UTF-8 becomes null (and goes to the slow path)."""
+    if binary.null_count == 0:
+        # ASCII is UTF-8: a block without a byte >= 0x80 (the usual one) is viewed as text as
+        # it is, without the cast's validation pass (one SIMD max over the block's bytes)
+        _, offsets, data = binary.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int64)[binary.offset:binary.offset + len(binary) + 1]
+        if len(bounds) and np.frombuffer(data, dtype=np.uint8)[bounds[0]:bounds[-1]].max(initial=0) < 0x80:
+            return binary.view(pa.large_string())
     try:
         return binary.cast(pa.large_string())  # validates UTF-8, shares the buffers
     except (pa.ArrowInvalid, pa.ArrowException):
@@ -442,18 +450,19 @@ class Ingestor:
         blank = (lengths == 0) & skip_blank
         short = np.flatnonzero((lengths > 0) & (lengths <= 64)) if skip_blank else []
         if len(short):
-            for i, value in zip(short, arr.take(pa.array(short)).to_pylist()):
+            for i, value in zip(short, arr.take(to_arrow(short)).to_pylist()):
                 blank[i] = not value.strip()
         keep = ~blank
         n_blank = int(blank.sum())
         self.counts.blank_lines += n_blank
         if n_blank:
-            arr, lengths, seqs = arr.filter(pa.array(keep)), lengths[keep], seqs[keep]
+            arr, lengths, seqs = arr.filter(to_arrow(keep)), lengths[keep], seqs[keep]
             received = received[keep] if received is not None else None
         self.counts.inputs += len(arr)
         # in record batches of about ARROW_BATCH_BYTES: DuckDB scans an Arrow table's batches in
         # parallel, and one large batch would be one task
-        chunk_df = pa.table({"seq": seqs, "line": _utf8_or_null(arr), "n": lengths})
+        chunk_df = pa.Table.from_arrays([to_arrow(seqs), _utf8_or_null(arr), to_arrow(lengths)],
+                                        names=["seq", "line", "n"])
         rows_per_batch = max(1, int(len(arr) * ARROW_BATCH_BYTES / max(1, int(lengths.sum()))))
         chunk_df = pa.Table.from_batches(chunk_df.to_batches(max_chunksize=rows_per_batch))
         con = self.con
@@ -499,7 +508,7 @@ class Ingestor:
         fast_seqs = np.concatenate([ping_fast, batch_fast])
         self.fast_lines += len(fast_seqs)
         slow_idx = np.flatnonzero(~np.isin(seqs, fast_seqs))
-        slow_raw = arr.take(pa.array(slow_idx)).to_pylist() if len(slow_idx) else []
+        slow_raw = arr.take(to_arrow(slow_idx)).to_pylist() if len(slow_idx) else []
         for seq, raw in zip(seqs[slow_idx].tolist(), slow_raw):
             self._stage_slow_line(seq, raw.rstrip(b"\n").rstrip(b"\r"), f"{source}:{seq - self._file_first_seq + 1}")
         self._flush_slow()
@@ -533,7 +542,8 @@ class Ingestor:
             return
         if received is None:
             received = np.full(len(seqs), int(self.arrived_at_us), dtype=np.int64)
-        with registered(con, "block_received", pa.table({"seq": seqs, "received_us": received})):
+        block = pa.Table.from_arrays([to_arrow(seqs), to_arrow(received)], names=["seq", "received_us"])
+        with registered(con, "block_received", block):
             rows = con.execute(f"""
                 WITH t AS ({staged})
                 SELECT t.seq, max(t.occurred_at_us), any_value(r.received_us),

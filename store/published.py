@@ -154,6 +154,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from store.arrow import empty_table, int64s
 from store.db import SCHEMA, StoreError, resolve_db_path
 from scoring.invariants import invariant
 from scoring.slashing import STATUS_PROPOSED
@@ -378,7 +379,7 @@ def batch_queries(spans: list[tuple[int, int, int]]) -> dict[str, str]:
 def split_batch(table: pa.Table, name: str, spans: list[tuple[int, int, int]]) -> dict[int, pa.Table]:
     """The rows of `batch_queries(spans)[name]` cut into each epoch's (without the split's own column)."""
     key = BATCH_KEYS[name]
-    col = table.column(key).to_numpy()
+    col = int64s(table.column(key))
     if key == "arrival_seq":  # each epoch's range: after < arrival_seq <= through
         bounds = [(np.searchsorted(col, a, "right"), np.searchsorted(col, t, "right")) for _, a, t in spans]
     else:
@@ -657,7 +658,7 @@ class Publisher:
             d.mkdir(parents=True, exist_ok=True)
             tmp = d / ".inputs.parquet.tmp"
             if through <= after and self._inputs_schema is not None:  # no arrival range: no rows
-                rows, size, sha = write_table(self._inputs_schema.empty_table(), tmp, DELTA_COLUMNS,
+                rows, size, sha = write_table(empty_table(self._inputs_schema), tmp, DELTA_COLUMNS,
                                               input_statistics(self._inputs_schema))
                 entries[e] = [{"name": "inputs.parquet", "rows": rows, "tmp": tmp, "bytes": size, "sha256": sha}]
                 continue

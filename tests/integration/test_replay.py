@@ -197,3 +197,19 @@ def test_epoch_verify_reports_a_tampered_epoch(network, tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 1
     assert "epoch_rewards" in res.stderr and "reputation" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_replay_never_imports_pandas(network, tmp_path):
+    """pyarrow's `pa.array` and `to_numpy` import pandas on first use when it is installed
+    (~0.3 s of every replay, with the GIL held); the ingest and the publisher convert through
+    `store.arrow` instead. Blank, short and malformed lines take the other conversions too."""
+    _, path = network
+    messy = tmp_path / "messy.jsonl"
+    messy.write_bytes(path.read_bytes() + b"\n   \n{not json\n" + b"x" * 80 + b"\n")
+    code = (
+        "import sys; from pathlib import Path; from epochal.replay import replay; "
+        f"r = replay([Path({str(messy)!r})], Path({str(tmp_path / 's.duckdb')!r})); "
+        "print(len(r.published), r.counts.blank_lines, r.counts.rejected, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["8", "2", "2", "False"]
