@@ -48,49 +48,58 @@ NULL_UNLESS_REGISTERED = ("reputation", "rep_availability", "rep_jobs", "rep_har
 
 
 def get_scores_frame(s: EpochState) -> pl.DataFrame:
-    """The `node_epoch_scores` rows of the epoch (one per scored node, node_id order)."""
+    """The `node_epoch_scores` rows of the epoch (one per scored node, node_id order). Columns
+    are made from the arrays directly, their nulls set where they belong (a polars expression
+    per column over the frame costs more than the rest of it)."""
     n, cfg = s.n, s.cfg
-    scores = pl.DataFrame({
-        "reward_epoch": pl.Series([s.reward_epoch] * n, dtype=pl.Int64),
+    unregistered = np.flatnonzero(~s.registered)
+
+    def column(values, dtype, nulls: np.ndarray | None = None) -> pl.Series:
+        """The values as a column, null at `nulls` (positions)."""
+        series = pl.Series(values, dtype=dtype)
+        return series.scatter(nulls, None) if nulls is not None and len(nulls) else series
+
+    def unless_registered(name: str, dtype) -> pl.Series:  # (NULL_UNLESS_REGISTERED)
+        return column(getattr(s, name), dtype, unregistered)
+
+    # hw_ratio: the hardware score where the hardware is verified, null elsewhere (and NaN: none)
+    hw_ratio = np.where(s.hw_verified, s.rep_hardware, np.nan)
+    hw_nulls = np.union1d(unregistered, np.flatnonzero(np.isnan(hw_ratio)))
+    return pl.DataFrame({
+        "reward_epoch": pl.Series(np.full(n, s.reward_epoch, dtype=np.int64), dtype=pl.Int64),
         "node_id": s.node_id,
         "up_slots": pl.Series(s.up_slots, dtype=pl.Int32),
         "uptime_ratio": pl.Series(s.uptime_ratio, dtype=pl.Float64),
         "streak_slots": pl.Series(s.streak_slots, dtype=pl.Int64),
-        "hw_verdict": pl.Series(s.hw_verdict, dtype=pl.Int64).replace_strict(
-            dict(enumerate(VERDICT_CODES)), return_dtype=pl.String),
-        "reputation": pl.Series(s.reputation, dtype=pl.Int32),
-        "rep_availability": pl.Series(s.rep_availability, dtype=pl.Float64),
-        "rep_jobs": pl.Series(s.rep_jobs, dtype=pl.Float64),
-        "rep_hardware": pl.Series(s.rep_hardware, dtype=pl.Float64),
-        "rep_tenure": pl.Series(s.rep_tenure, dtype=pl.Float64),
-        "rep_penalty": pl.Series(s.rep_penalty, dtype=pl.Float64),
+        "hw_verdict": pl.Series(VERDICT_CODES, dtype=pl.String).gather(s.hw_verdict),
+        "reputation": unless_registered("reputation", pl.Int32),
+        "rep_availability": unless_registered("rep_availability", pl.Float64),
+        "rep_jobs": unless_registered("rep_jobs", pl.Float64),
+        "rep_hardware": unless_registered("rep_hardware", pl.Float64),
+        "rep_tenure": unless_registered("rep_tenure", pl.Float64),
+        "rep_penalty": unless_registered("rep_penalty", pl.Float64),
         "eligible": pl.Series(s.eligible, dtype=pl.Boolean),
-        "ineligible_reason": pl.Series(s.ineligible_reason, dtype=pl.Int64).replace_strict(
-            dict(enumerate((None, *INELIGIBLE_REASONS))), return_dtype=pl.String),
+        "ineligible_reason": pl.Series((None, *INELIGIBLE_REASONS), dtype=pl.String).gather(s.ineligible_reason),
         "weight": pl.Series(s.weight, dtype=pl.Int64),
-        "ruleset_version": pl.Series([cfg.ruleset_version] * n, dtype=pl.String),
+        "ruleset_version": pl.Series([cfg.ruleset_version], dtype=pl.String).gather(np.zeros(n, dtype=np.int64)),
         "slot_bitmap": pl.Series(s.slot_bitmap, dtype=pl.UInt64),
         "streak_prev_up": pl.Series(s.streak_prev_up, dtype=pl.Boolean),
-        "avail_num": pl.Series(s.avail_num, dtype=pl.Float64),
-        "avail_den": pl.Series(s.avail_den, dtype=pl.Float64),
-        "registered_at_us": pl.Series(s.registered_at_us, dtype=pl.Int64),
+        "avail_num": unless_registered("avail_num", pl.Float64),
+        "avail_den": unless_registered("avail_den", pl.Float64),
+        "registered_at_us": unless_registered("registered_at_us", pl.Int64),
         "gpu_model_claimed": s.gpu_model_claimed,
         "gpu_model_key": s.gpu_model_key,
         "gpu_count": pl.Series(s.gpu_count, dtype=pl.Int32),
         "pool": get_pool_column(s),
         "multiplier_milli": pl.Series(s.multiplier_milli, dtype=pl.Int32),
         "wallet": s.wallet,
-        "hw_ratio": pl.Series(np.where(s.hw_verified, s.rep_hardware, np.nan), dtype=pl.Float64),
+        "hw_ratio": column(hw_ratio, pl.Float64, hw_nulls),
         "benchmark_event_id": s.frame["bench_event_id"],
         "jobs_succeeded": pl.Series(s.jobs_succeeded, dtype=pl.Int64),
         "jobs_failed_node": pl.Series(s.jobs_failed_node, dtype=pl.Int64),
         "slash_count": pl.Series(s.slash_count, dtype=pl.Int32),
         "banned": pl.Series(s.banned, dtype=pl.Boolean),
     })
-    registered = pl.Series(s.registered)
-    return scores.with_columns(
-        [pl.when(registered).then(pl.col(c)).otherwise(None).alias(c) for c in NULL_UNLESS_REGISTERED]
-    ).with_columns(pl.col("hw_ratio").fill_nan(None))
 
 
 def get_epoch_result(s: EpochState) -> EpochResult:

@@ -161,24 +161,28 @@ class EpochState:
             df = df.sort("node_id")  # polars sorts strings by their UTF-8 bytes
         registered = ~df["registered_at_us"].is_null().to_numpy()
         claimed = df["gpu_model"]
-        claims = claimed.drop_nulls().unique().to_list()
+        distinct = claimed.drop_nulls().unique().sort()
+        claims = distinct.to_list()
         key_of = {c: (m.model_key if (m := get_model(c)) is not None else None) for c in claims}
         model_keys = [None, *sorted({k for k in key_of.values() if k is not None})]
         code_of_key = {k: i for i, k in enumerate(model_keys)}
+        # each node's claim as its index among the distinct claims (len(claims): none), so that
+        # the per-claim key and code spread over the nodes by one gather each
+        at = np.where(claimed.is_null().to_numpy(), len(claims), distinct.search_sorted(claimed).to_numpy())
         return cls(
             inputs=inputs, cfg=cfg, reward_epoch=e, start_us=get_epoch_start_us(e, cfg),
             end_us=get_epoch_end_us(e, cfg), frame=df, node_id=df["node_id"],
             registered=registered,
             registered_at_us=np.where(registered, df["registered_at_us"].fill_null(0).to_numpy(), 0).astype(np.int64),
             gpu_model_claimed=claimed,
-            gpu_model_key=claimed.replace_strict(key_of, default=None, return_dtype=pl.String),
+            gpu_model_key=pl.Series(claimed.name, [key_of[c] for c in claims] + [None], dtype=pl.String).gather(at),
             model_keys=model_keys,
-            model_code=claimed.replace_strict({c: code_of_key[k] for c, k in key_of.items()}, default=0,
-                                              return_dtype=pl.Int64).to_numpy(),
+            model_code=np.array([code_of_key[key_of[c]] for c in claims] + [0], dtype=np.int64)[at],
             gpu_count=df["claimed_gpu_count"].fill_null(0).to_numpy().astype(np.int64),
             wallet=df["wallet"],
         )
 
     def column(self, name: str, fill, dtype) -> np.ndarray:
         """A gathered column as an array, nulls filled."""
-        return self.frame[name].fill_null(fill).to_numpy().astype(dtype)
+        series = self.frame[name]
+        return (series.fill_null(fill) if series.null_count() else series).to_numpy().astype(dtype)

@@ -95,23 +95,25 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     carry.prepare(con, e, cutoff_seq, cfg, base=base, quiet=quiet)
     end_us = get_epoch_end_us(e, cfg)
     params = {"e": e, "cutoff": cutoff_seq, "end": end_us}
-    # One row per node scored: pinged in e, with another event in e, or registered by end(e)
-    # (fetched in node_id order; the pings counted for the digest below).
+    # One row per node scored (pinged in e, with another event in e, or registered by end(e))
+    # or with a stake event or a stake account (`get_stake_frame`'s rows), in one query: fetched
+    # in node_id order, each row flagged, the pings counted for the digest below.
     frame = fetch_polars(con, f"""
         WITH pings AS (
             SELECT node_id, {slot_bitmap_sql("slot", "reachable")} AS slot_bitmap, count(*) AS pings
             FROM archive_pings WHERE reward_epoch = $e AND arrival_seq <= $cutoff
             GROUP BY node_id
-        ), n AS (
-            SELECT *, reg_event_id IS NOT NULL AND registered_at_us < $end AS reg FROM gather_nodes
+        ), ev AS (
+            SELECT DISTINCT node_id FROM archive_events
+            WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
         ), ids AS (
-            SELECT node_id FROM pings
-            UNION SELECT node_id FROM archive_events
-                  WHERE reward_epoch = $e AND arrival_seq <= $cutoff AND event_type <> 'ping.batch'
-            UNION SELECT node_id FROM n WHERE reg
+            SELECT node_id, pings.slot_bitmap, pings.pings FROM pings FULL JOIN ev USING (node_id)
+        ), n AS (
+            SELECT *, reg_event_id IS NOT NULL AND registered_at_us < $end AS reg, {STAKED_SQL} AS staked
+            FROM gather_nodes
         )
-        SELECT ids.node_id,
-               coalesce(pings.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
+        SELECT node_id,
+               coalesce(ids.slot_bitmap, 0::UBIGINT) AS slot_bitmap,
                if(n.reg, n.registered_at_us, NULL) AS registered_at_us,
                if(n.reg, n.wallet, NULL) AS wallet,
                if(n.reg, n.gpu_model, NULL) AS gpu_model,
@@ -121,14 +123,23 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
                n.jobs_succeeded, n.jobs_failed_node,
                prev.streak_slots AS prev_streak, prev.streak_prev_up AS prev_up,
                prev.avail_num AS prev_num, prev.avail_den AS prev_den,
-               coalesce(pings.pings, 0) AS pings
-        FROM ids
-        LEFT JOIN pings USING (node_id) LEFT JOIN n USING (node_id)
+               coalesce(ids.pings, 0) AS pings,
+               ids.node_id IS NOT NULL OR coalesce(n.reg, false) AS scored,
+               coalesce(n.staked, false) AS staked,
+               {STAKE_COLUMNS_SQL.format(n="n.")}
+        FROM ids FULL JOIN n USING (node_id)
         LEFT JOIN (SELECT * FROM node_epoch_scores WHERE reward_epoch = $e - 1) prev USING (node_id)
+        WHERE ids.node_id IS NOT NULL OR n.reg OR n.staked
         ORDER BY node_id
     """, params)
-    nodes = frame.drop("pings")
-    digest = get_input_digest(con, e, cutoff_seq, after, int(frame["pings"].sum()), from_scratch)
+    stake = frame.filter(pl.col("staked")).select("node_id", "deposit_base_units", "balance_base_units")
+    frame = frame.filter(pl.col("scored"))
+    nodes = frame.drop("pings", "scored", "staked", "deposit_base_units", "balance_base_units")
+    # the ping digests' figures and what the slashing gather looks for, in one statement
+    *stored, any_jobs, any_appeals, any_decisions = con.execute(
+        f"SELECT * FROM ({PING_DIGESTS_SQL}), (SELECT {SLASH_EXISTS_SQL})",
+        {"e": e, "cutoff": cutoff_seq, "since": PING_DIGESTS_SINCE}).fetchall()[0]
+    digest = get_input_digest(con, e, cutoff_seq, after, int(frame["pings"].sum()), from_scratch, tuple(stored))
 
     # Availability history for registered nodes with no carried state (first close after
     # their registration): their recorded per-epoch uptime ratios.
@@ -155,25 +166,32 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
         nodes=nodes,
         uptime_history=history,
         slashing=_gather_slash_inputs(con, e, cutoff_seq, cfg, quiet and base is not None,
-                                      base.cutoff if base is not None else None),
-        stake=get_stake_frame(con),
+                                      base.cutoff if base is not None else None,
+                                      (any_jobs, any_appeals, any_decisions)),
+        stake=stake,
         carry=carry.CarryStep(base, after, quiet and base is not None),
     )
 
 
+# (covered, pings, digest) of the ping digests the ingest wrote for epoch $e by the cutoff;
+# covered: they cover every ping of the store
+PING_DIGESTS_SQL = """
+    SELECT (SELECT value FROM engine_meta WHERE key = $since) IS NOT DISTINCT FROM '0',
+           coalesce(sum(pings), 0), coalesce(bit_xor(digest), 0::UHUGEINT)::VARCHAR
+    FROM archive_ping_digests WHERE reward_epoch = $e AND last_arrival_seq <= $cutoff"""
+
+
 def get_input_digest(con, e: int, cutoff_seq: int, after: carry.Carry, pings: int,
-                     from_scratch: bool = False) -> tuple[int, str]:
+                     from_scratch: bool = False, stored: tuple | None = None) -> tuple[int, str]:
     """(count, digest) of the close's inputs (§9: the epoch's pings and every other event before
     end(e), arrived by the cutoff; digest = XOR of md5(event_id) as 32 hex digits): the pings'
     part from the digests the ingest wrote with them, when they cover the store's every ping and
-    count the epoch's `pings` (else, and `from_scratch`, hashed here), the rest carried."""
+    count the epoch's `pings` (else, and `from_scratch`, hashed here), the rest carried.
+    `stored`: `PING_DIGESTS_SQL`'s row when the caller read it."""
     count = digest = None
     if not from_scratch:
-        covered, count, digest = con.execute("""
-            SELECT (SELECT value FROM engine_meta WHERE key = $since) IS NOT DISTINCT FROM '0',
-                   coalesce(sum(pings), 0), coalesce(bit_xor(digest), 0::UHUGEINT)::VARCHAR
-            FROM archive_ping_digests WHERE reward_epoch = $e AND last_arrival_seq <= $cutoff
-        """, {"e": e, "cutoff": cutoff_seq, "since": PING_DIGESTS_SINCE}).fetchall()[0]
+        covered, count, digest = stored if stored is not None else con.execute(
+            PING_DIGESTS_SQL, {"e": e, "cutoff": cutoff_seq, "since": PING_DIGESTS_SINCE}).fetchall()[0]
         if not covered:
             count = digest = None
     if count is None or int(count) != pings:
@@ -190,16 +208,19 @@ def get_previous_cutoff(con, e: int) -> int:
     return int(row[0][0]) if row else -1
 
 
+# The nodes with a stake event or a stake account (over gather_nodes), and their two figures.
+STAKED_SQL = "deposit_event_id IS NOT NULL OR coalesce(balance_base_units, 0) <> 0"
+STAKE_COLUMNS_SQL = ("coalesce({n}deposit_base_units, 0)::BIGINT AS deposit_base_units,"
+                     " coalesce({n}balance_base_units, 0)::BIGINT AS balance_base_units")
+
+
 def get_stake_frame(con) -> pl.DataFrame:
     """Per node with a stake event or a stake account: the declared deposit at end(e) (the latest
     `node.registered` / `node.stake_changed` with occurred_at < end(e), 0 when none) and the
-    stake account's balance after the closes before e (of `carry.prepare`'s gather_nodes)."""
-    return fetch_polars(con, """
-        SELECT node_id, coalesce(deposit_base_units, 0)::BIGINT AS deposit_base_units,
-               coalesce(balance_base_units, 0)::BIGINT AS balance_base_units
-        FROM gather_nodes
-        WHERE deposit_event_id IS NOT NULL OR coalesce(balance_base_units, 0) <> 0
-        ORDER BY node_id
+    stake account's balance after the closes before e (of `carry.prepare`'s gather_nodes). The
+    close reads these rows with its nodes (`gather_epoch_inputs`, one query)."""
+    return fetch_polars(con, f"""
+        SELECT node_id, {STAKE_COLUMNS_SQL.format(n="")} FROM gather_nodes WHERE {STAKED_SQL} ORDER BY node_id
     """)
 
 
@@ -225,8 +246,14 @@ def gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     return _gather_slash_inputs(con, e, cutoff_seq, cfg)
 
 
+# Whether any job, any appeal, any decision before epoch $e is known (over `carry.prepare`'s g_*)
+SLASH_EXISTS_SQL = """EXISTS (SELECT 1 FROM g_jobs), EXISTS (SELECT 1 FROM g_appeals),
+    EXISTS (SELECT 1 FROM slash_decisions WHERE decided_in_epoch < $e)"""
+
+
 def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
-                         quiet: bool = False, prev: int | None = None) -> SlashInputs:
+                         quiet: bool = False, prev: int | None = None,
+                         exists: tuple[bool, bool, bool] | None = None) -> SlashInputs:
     """`gather_slash_inputs` over the typed events of `carry.prepare` (g_*).
 
     A quiet close (`carry.prepare`: no event but pings arrived since the previous close, and
@@ -236,6 +263,7 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     reports one of its fingerprints) is an event that would make the close not quiet. Nor are
     jobs looked for when no job was ever reported, nor appeals when none was. `prev`: the
     previous close's cutoff when the caller knows it (the carried state's), else read.
+    `exists`: `SLASH_EXISTS_SQL`'s row when the caller read it.
 
     Of the benchmarks to check, only those that can be fraud are handed to the rules: those
     reporting a fingerprint first reported by another node, or whose ratio to the claimed model's
@@ -246,9 +274,8 @@ def _gather_slash_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULE
     start_us, end_us = get_epoch_start_us(e, cfg), get_epoch_end_us(e, cfg)
     prev = get_previous_cutoff(con, e) if prev is None else prev
     p = {"e": e, "prev": prev, "start": start_us, "end": end_us}
-    any_jobs, any_appeals, any_decisions = con.execute("""
-        SELECT EXISTS (SELECT 1 FROM g_jobs), EXISTS (SELECT 1 FROM g_appeals),
-               EXISTS (SELECT 1 FROM slash_decisions WHERE decided_in_epoch < $e)""", {"e": e}).fetchall()[0]
+    any_jobs, any_appeals, any_decisions = exists if exists is not None else \
+        con.execute(f"SELECT {SLASH_EXISTS_SQL}", {"e": e}).fetchall()[0]
     decisions = []
     if any_decisions:
         cur = con.execute("SELECT * FROM slash_decisions WHERE decided_in_epoch < $e ORDER BY decision_id", {"e": e})

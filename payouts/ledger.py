@@ -168,6 +168,8 @@ def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcom
     entries, same order."""
     final_total, finalized, slashed_now = _slash_totals(outcome)
     keys = sorted(set(final_total) | set(slashed_now))
+    if not keys:  # no final slash, none made final now (nor any slash entry): over arrays
+        return _stake_moves_np(e, stake)
     adj = pl.DataFrame({"node_id": keys, "final_total": [final_total.get(k, 0) for k in keys],
                         "slashed_now": [slashed_now.get(k, 0) for k in keys]},
                        schema={"node_id": pl.String, "final_total": pl.Int64, "slashed_now": pl.Int64})
@@ -193,6 +195,26 @@ def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcom
         [("slash", d.decision_id, ACCOUNT_STAKE.format(node_id=d.node_id), ACCOUNT_SLASHED, d.amount_base_units)
          for d in finalized if d.amount_base_units > 0], orient="row", schema=LEDGER_PARTS_SCHEMA)
     return pl.concat([moves.cast(LEDGER_PARTS_SCHEMA), slashes])
+
+
+def _stake_moves_np(e: int, stake: pl.DataFrame) -> pl.DataFrame:
+    """`compute_stake_ledger_parts` when no node has a final slash: each account brought to
+    max(0, deposit) from its balance, over numpy arrays (most closes move no stake at all: a
+    polars pipeline over every staked node costs more than the rest of the ledger)."""
+    deposit = stake["deposit_base_units"].fill_null(0).to_numpy().astype(np.int64)
+    balance = stake["balance_base_units"].fill_null(0).to_numpy().astype(np.int64)
+    target = np.maximum(0, deposit)
+    delta = target - balance
+    bad = np.flatnonzero((balance + delta != target) | (target < 0))
+    invariant(not len(bad), f"stake of {stake['node_id'][int(bad[0])] if len(bad) else ''} stays >= 0 in epoch {e}")
+    moved = np.flatnonzero(delta != 0)
+    if not len(moved):
+        return pl.DataFrame(schema=LEDGER_PARTS_SCHEMA)
+    rows = sorted(zip(stake["node_id"].gather(moved).to_list(), delta[moved].tolist()), key=lambda r: r[0].encode())
+    return pl.DataFrame(
+        [("stake_deposit", n, ACCOUNT_STAKE_EXTERNAL, ACCOUNT_STAKE.format(node_id=n), d) if d > 0 else
+         ("stake_withdrawal", n, ACCOUNT_STAKE.format(node_id=n), ACCOUNT_STAKE_EXTERNAL, -d) for n, d in rows],
+        orient="row", schema=LEDGER_PARTS_SCHEMA)
 
 
 def compute_ledger_frame(e: int, parts: pl.DataFrame) -> pl.DataFrame:

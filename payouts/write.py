@@ -50,27 +50,36 @@ def check_result(result: EpochResult) -> None:
     invariant(int(amounts.sum()) == row["allocated_base_units"], "reward rows sum to the allocation")
 
 
-def check_written(con, e: int, row: dict) -> None:
-    """The same invariants on what the store reads back, inside the transaction (one query)."""
+def check_written(con, e: int, row: dict, decisions: int | None = None) -> str | None:
+    """The same invariants on what the store reads back, inside the transaction (one query);
+    `decisions`: how many slashing decisions this close made or settled (None: no slashing
+    outcome, not read back). Returns the stored first_reward_epoch, read in the same query."""
     # The keys of the contract's tables are held here rather than by index (an enforced key on
     # millions of rows per epoch costs more than the whole close): every entry id hashes its
-    # epoch, so uniqueness inside the epoch is uniqueness.
-    rewards, debit, credit, dup_scores, dup_rewards, dup_entries = con.execute("""
-        WITH ledger AS (SELECT * FROM ledger_entries WHERE reward_epoch = $e),
-             rewards AS (SELECT * FROM epoch_rewards WHERE reward_epoch = $e)
-        SELECT (SELECT coalesce(sum(amount_base_units), 0) FROM rewards),
-               (SELECT sum(amount_base_units) FROM ledger WHERE debit_account = $emission),
-               (SELECT sum(amount_base_units) FROM ledger
-                WHERE credit_account LIKE 'node:%:rewards' OR credit_account = $unallocated),
-               (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
-               (SELECT count(*) - count(DISTINCT node_id) FROM rewards),
-               (SELECT count(*) - count(DISTINCT entry_id) FROM ledger)
+    # epoch, so uniqueness inside the epoch is uniqueness. Each table is scanned once.
+    slash = ("(SELECT count(*) FROM slash_decisions WHERE decided_in_epoch = $e OR resolved_in_epoch = $e)"
+             if decisions is not None else "NULL::BIGINT")
+    debit, credit, dup_entries, rewards, dup_rewards, dup_scores, back, first = con.execute(f"""
+        SELECT * FROM
+            (SELECT sum(amount_base_units) FILTER (debit_account = $emission),
+                    sum(amount_base_units) FILTER (credit_account LIKE 'node:%:rewards'
+                                                   OR credit_account = $unallocated),
+                    count(*) - count(DISTINCT entry_id)
+             FROM ledger_entries WHERE reward_epoch = $e),
+            (SELECT coalesce(sum(amount_base_units), 0), count(*) - count(DISTINCT node_id)
+             FROM epoch_rewards WHERE reward_epoch = $e),
+            (SELECT count(*) - count(DISTINCT node_id) FROM node_epoch_scores WHERE reward_epoch = $e),
+            (SELECT {slash}),
+            (SELECT (SELECT value FROM engine_meta WHERE key = 'first_reward_epoch'))
     """, {"e": e, "emission": ACCOUNT_EMISSION, "unallocated": ACCOUNT_UNALLOCATED}).fetchall()[0]
     invariant(int(rewards) == row["allocated_base_units"], "rewards read back sum to the allocation")
     invariant(int(debit or 0) == row["emission_base_units"] == int(credit or 0),
               "the ledger moves exactly the emission from treasury to nodes and unallocated")
     invariant(dup_scores == dup_rewards == dup_entries == 0,
               f"(reward_epoch, node_id) and entry_id are unique in epoch {e}")
+    if decisions is not None:
+        invariant(back == decisions, f"slash decisions of epoch {e} read back as written")
+    return first
 
 
 def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=None,
@@ -81,29 +90,31 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
     written and checked, just before COMMIT (the crash tests kill the process there)."""
     e, row = result.reward_epoch, result.epoch_row
     check_result(result)
+    cols = list(row) + ["closed_at", "engine_version"]
     con.execute("BEGIN TRANSACTION")
     try:
-        closed, first = con.execute(
-            "SELECT EXISTS (SELECT 1 FROM reward_epochs WHERE reward_epoch = $e),"
-            " (SELECT value FROM engine_meta WHERE key = 'first_reward_epoch')", {"e": e}).fetchall()[0]
-        if closed:
+        # the epoch row first: none is written when the epoch is closed already (its key), and
+        # then the close is a no-op
+        # (a NOT EXISTS costs less than an ON CONFLICT on the key, or a query of its own)
+        if not con.execute(f"INSERT INTO reward_epochs ({', '.join(cols)}) SELECT {', '.join('?' for _ in cols)}"
+                           " WHERE NOT EXISTS (SELECT 1 FROM reward_epochs WHERE reward_epoch = ?)",
+                           list(row.values()) + [closed_at, ENGINE_VERSION, e]).fetchall()[0][0]:
             con.execute("ROLLBACK")
             return  # closed already: a second close is a no-op
-        with registered(con, "close_scores", result.scores):
+        # (the frames as Arrow: registering a polars frame converts it on every use)
+        with registered(con, "close_scores", result.scores.to_arrow()):
             con.execute("INSERT INTO node_epoch_scores BY NAME SELECT * FROM close_scores")
         if result.rewards.height:
             rewards = result.rewards.with_columns(pl.lit(row["ruleset_version"], pl.String).alias("ruleset_version"))
-            with registered(con, "close_rewards", rewards):
+            with registered(con, "close_rewards", rewards.to_arrow()):
                 con.execute("INSERT INTO epoch_rewards BY NAME SELECT * FROM close_rewards")
         if result.ledger.height:
-            with registered(con, "close_ledger", result.ledger):
+            with registered(con, "close_ledger", result.ledger.to_arrow()):
                 con.execute(f"INSERT INTO ledger_entries BY NAME {ledger_frame_sql('close_ledger', False)}")
+        decisions = None
         if result.slashing is not None:
-            write_slash_decisions(con, result.slashing, row["ruleset_version"])
-        cols = list(row) + ["closed_at", "engine_version"]
-        con.execute(f"INSERT INTO reward_epochs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                    list(row.values()) + [closed_at, ENGINE_VERSION])
-        check_written(con, e, row)
+            decisions = write_slash_decisions(con, result.slashing, row["ruleset_version"])
+        first = check_written(con, e, row, decisions)
         if carry is not None:  # (and checks that no stake account it moved is below 0)
             carried.advance(con, e, carry, stake_moved=moves_stake(result.ledger))
         if first is None or e < int(first):  # (it is the least closed epoch: it moves only then)
@@ -120,13 +131,13 @@ def write_epoch(con, result: EpochResult, closed_at: datetime, before_commit=Non
 
 
 def moves_stake(ledger: pl.DataFrame) -> bool:
-    """Whether a close's ledger rows move a node's stake account."""
+    """Whether a close's ledger rows move a node's stake account (a superset of the store's
+    LIKE 'node:%:stake'). The reward rows, nearly all of them, credit `node:<id>:rewards` from a
+    pool: only the few others are looked at, in Python."""
     if not ledger.height:
         return False
-    def stake(c: str) -> pl.Expr:  # (a superset of the store's LIKE 'node:%:stake')
-        return (pl.col(c).str.starts_with("node:") & pl.col(c).str.ends_with(":stake")).any()
-
-    return bool(ledger.select(stake("debit_account") | stake("credit_account")).item())
+    others = ledger.filter(pl.col("kind") != "reward").select("debit_account", "credit_account").rows()
+    return any(a.startswith("node:") and a.endswith(":stake") for row in others for a in row)
 
 
 def slash_decision_rows(decisions, ruleset_version: str) -> pl.DataFrame:
@@ -139,16 +150,13 @@ def slash_decision_rows(decisions, ruleset_version: str) -> pl.DataFrame:
     return pl.DataFrame(rows, orient="row", schema=SLASH_DECISION_SCHEMA)
 
 
-def write_slash_decisions(con, outcome: SlashOutcome, ruleset_version: str) -> None:
-    """Inside the close's transaction: this close's decisions, then the statuses it settled."""
+def write_slash_decisions(con, outcome: SlashOutcome, ruleset_version: str) -> int:
+    """Inside the close's transaction: this close's decisions, then the statuses it settled.
+    Returns how many decisions of the epoch the store must read back (`check_written`)."""
     if outcome.new_decisions:
         with registered(con, "close_decisions", slash_decision_rows(outcome.new_decisions, ruleset_version)):
             con.execute("INSERT INTO slash_decisions BY NAME SELECT * FROM close_decisions")
     for d in outcome.resolved:
         con.execute("UPDATE slash_decisions SET status = ?, resolved_in_epoch = ? WHERE decision_id = ?",
                     [d.status, d.resolved_in_epoch, d.decision_id])
-    e = outcome.reward_epoch
-    back = con.execute("SELECT count(*) FROM slash_decisions WHERE decided_in_epoch = ? OR resolved_in_epoch = ?",
-                       [e, e]).fetchall()[0][0]
-    want = len({d.decision_id for d in outcome.new_decisions} | {d.decision_id for d in outcome.resolved})
-    invariant(back == want, f"slash decisions of epoch {e} read back as written")
+    return len({d.decision_id for d in outcome.new_decisions} | {d.decision_id for d in outcome.resolved})

@@ -45,7 +45,7 @@ def compute_slot_bitmap(pings: Iterable[tuple[int, bool]]) -> int:
 
 def slot_bitmap_sql(slot: str = "slot", reachable: str = "reachable") -> str:
     """`compute_slot_bitmap` as a DuckDB aggregate expression (UBIGINT) over a group of pings."""
-    return f"bit_or(CASE WHEN {reachable} THEN (1::UBIGINT << {slot}::INTEGER) ELSE 0::UBIGINT END)"
+    return f"bit_or(CASE WHEN {reachable} THEN (1::UBIGINT << {slot}::UBIGINT) ELSE 0::UBIGINT END)"
 
 
 def compute_up_slots(slot_bitmap: int) -> int:

@@ -33,7 +33,7 @@ def process_allocation(state: EpochState) -> None:
     invariant(bool((state.amounts >= 0).all()), "every share is >= 0")
     paid = np.flatnonzero(state.amounts > 0)
     state.rewards = pl.DataFrame({
-        "reward_epoch": pl.Series([e] * len(paid), dtype=pl.Int64),
+        "reward_epoch": pl.Series(np.full(len(paid), e, dtype=np.int64), dtype=pl.Int64),
         "node_id": state.node_id.gather(paid),
         "pool": get_pool_column(state).gather(paid),
         "amount_base_units": pl.Series(state.amounts[paid], dtype=pl.Int64),
@@ -47,6 +47,7 @@ def process_allocation(state: EpochState) -> None:
 def get_pool_column(state: EpochState) -> pl.Series:
     """Each node's pool as a string column (null: none); made once, by the first step that asks."""
     if state.pool_column is None:
-        state.pool_column = pl.Series("pool", state.pool_code, dtype=pl.Int64).replace_strict(
-            dict(enumerate(state.pool_names)), default=None, return_dtype=pl.String)
+        names = len(state.pool_names)  # (the index of the null after them: no pool)
+        state.pool_column = pl.Series("pool", [*state.pool_names, None], dtype=pl.String).gather(
+            np.where((state.pool_code >= 0) & (state.pool_code < names), state.pool_code, names))
     return state.pool_column
