@@ -132,8 +132,12 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
         WHERE ids.node_id IS NOT NULL OR n.reg OR n.staked
         ORDER BY node_id
     """, params)
-    stake = frame.filter(pl.col("staked")).select("node_id", "deposit_base_units", "balance_base_units")
-    frame = frame.filter(pl.col("scored"))
+    # (most closes score every staked node and stake every scored one: no filter then)
+    stake = frame.select("node_id", "deposit_base_units", "balance_base_units")
+    if not frame["staked"].all():
+        stake = stake.filter(frame["staked"])
+    if not frame["scored"].all():
+        frame = frame.filter(pl.col("scored"))
     nodes = frame.drop("pings", "scored", "staked", "deposit_base_units", "balance_base_units")
     # the ping digests' figures and what the slashing gather looks for, in one statement
     *stored, any_jobs, any_appeals, any_decisions = con.execute(
@@ -144,8 +148,9 @@ def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULES
     # Availability history for registered nodes with no carried state (first close after
     # their registration): their recorded per-epoch uptime ratios.
     history: dict[str, dict[int, float]] = {}
-    first = nodes.filter(pl.col("registered_at_us").is_not_null() & pl.col("prev_den").is_null())
-    if first.height:
+    needs = nodes["registered_at_us"].is_not_null() & nodes["prev_den"].is_null()
+    if needs.any():
+        first = nodes.filter(needs)
         with registered(con, "close_first", first.select("node_id", "registered_at_us")):
             rows = con.execute(f"""
                 SELECT s.node_id, s.reward_epoch, s.uptime_ratio

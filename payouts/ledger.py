@@ -165,56 +165,38 @@ def compute_ledger_parts(pools: dict[str, int], node_ids: pl.Series, pool_of: pl
 def compute_stake_ledger_parts(e: int, stake: pl.DataFrame, outcome: SlashOutcome) -> pl.DataFrame:
     """`compute_stake_ledger_entries` over columns: `stake` holds per node the declared deposit at
     end(e) and the balance before this close; the decisions are few and stay in Python. Same
-    entries, same order."""
+    entries, same order. (Over numpy arrays: a polars pipeline over every staked node costs more
+    than the rest of the ledger, and most closes move no stake at all.)"""
     final_total, finalized, slashed_now = _slash_totals(outcome)
-    keys = sorted(set(final_total) | set(slashed_now))
-    if not keys:  # no final slash, none made final now (nor any slash entry): over arrays
-        return _stake_moves_np(e, stake)
-    adj = pl.DataFrame({"node_id": keys, "final_total": [final_total.get(k, 0) for k in keys],
-                        "slashed_now": [slashed_now.get(k, 0) for k in keys]},
-                       schema={"node_id": pl.String, "final_total": pl.Int64, "slashed_now": pl.Int64})
-    f = (stake.select("node_id", "deposit_base_units", "balance_base_units")
-         .join(adj, on="node_id", how="full", coalesce=True)
-         .with_columns(pl.col("deposit_base_units", "balance_base_units", "final_total", "slashed_now").fill_null(0))
-         .with_columns(pl.max_horizontal(pl.lit(0, pl.Int64),
-                                         pl.col("deposit_base_units") - pl.col("final_total")).alias("target"))
-         .with_columns((pl.col("target") + pl.col("slashed_now") - pl.col("balance_base_units")).alias("delta")))
-    bad = f.filter((pl.col("balance_base_units") + pl.col("delta") - pl.col("slashed_now") != pl.col("target"))
-                   | (pl.col("target") < 0))
-    invariant(bad.height == 0, f"stake of {bad['node_id'][0] if bad.height else ''} stays >= 0 in epoch {e}")
-    moves = (f.filter(pl.col("delta") != 0).sort("node_id")
-             .select(pl.when(pl.col("delta") > 0).then(pl.lit("stake_deposit")).otherwise(pl.lit("stake_withdrawal"))
-                     .alias("kind"),
-                     pl.col("node_id").alias("subject"),
-                     pl.when(pl.col("delta") > 0).then(pl.lit(ACCOUNT_STAKE_EXTERNAL))
-                     .otherwise("node:" + pl.col("node_id") + ":stake").alias("debit_account"),
-                     pl.when(pl.col("delta") > 0).then("node:" + pl.col("node_id") + ":stake")
-                     .otherwise(pl.lit(ACCOUNT_STAKE_EXTERNAL)).alias("credit_account"),
-                     pl.col("delta").abs().alias("amount_base_units")))
-    slashes = pl.DataFrame(
-        [("slash", d.decision_id, ACCOUNT_STAKE.format(node_id=d.node_id), ACCOUNT_SLASHED, d.amount_base_units)
-         for d in finalized if d.amount_base_units > 0], orient="row", schema=LEDGER_PARTS_SCHEMA)
-    return pl.concat([moves.cast(LEDGER_PARTS_SCHEMA), slashes])
-
-
-def _stake_moves_np(e: int, stake: pl.DataFrame) -> pl.DataFrame:
-    """`compute_stake_ledger_parts` when no node has a final slash: each account brought to
-    max(0, deposit) from its balance, over numpy arrays (most closes move no stake at all: a
-    polars pipeline over every staked node costs more than the rest of the ledger)."""
+    ids = stake["node_id"]
     deposit = stake["deposit_base_units"].fill_null(0).to_numpy().astype(np.int64)
     balance = stake["balance_base_units"].fill_null(0).to_numpy().astype(np.int64)
-    target = np.maximum(0, deposit)
-    delta = target - balance
-    bad = np.flatnonzero((balance + delta != target) | (target < 0))
-    invariant(not len(bad), f"stake of {stake['node_id'][int(bad[0])] if len(bad) else ''} stays >= 0 in epoch {e}")
+    final = np.zeros(len(ids), dtype=np.int64)
+    now = np.zeros(len(ids), dtype=np.int64)
+    keys = sorted(set(final_total) | set(slashed_now))
+    if keys:  # the nodes with a final slash: on their row, or on a row of their own (no stake row)
+        at = {node_id: i for i, node_id in enumerate(ids.to_list())}
+        extra = [k for k in keys if k not in at]
+        if extra:
+            at.update({k: len(ids) + i for i, k in enumerate(extra)})
+            ids = pl.concat([ids, pl.Series(ids.name, extra, dtype=pl.String)])
+            deposit, balance, final, now = (np.concatenate([a, np.zeros(len(extra), dtype=np.int64)])
+                                            for a in (deposit, balance, final, now))
+        for k in keys:
+            final[at[k]] = final_total.get(k, 0)
+            now[at[k]] = slashed_now.get(k, 0)
+    target = np.maximum(0, deposit - final)
+    delta = target + now - balance
+    bad = np.flatnonzero((balance + delta - now != target) | (target < 0))
+    invariant(not len(bad), f"stake of {ids[int(bad[0])] if len(bad) else ''} stays >= 0 in epoch {e}")
     moved = np.flatnonzero(delta != 0)
-    if not len(moved):
-        return pl.DataFrame(schema=LEDGER_PARTS_SCHEMA)
-    rows = sorted(zip(stake["node_id"].gather(moved).to_list(), delta[moved].tolist()), key=lambda r: r[0].encode())
+    rows = sorted(zip(ids.gather(moved).to_list(), delta[moved].tolist()), key=lambda r: r[0].encode()) \
+        if len(moved) else []
     return pl.DataFrame(
         [("stake_deposit", n, ACCOUNT_STAKE_EXTERNAL, ACCOUNT_STAKE.format(node_id=n), d) if d > 0 else
-         ("stake_withdrawal", n, ACCOUNT_STAKE.format(node_id=n), ACCOUNT_STAKE_EXTERNAL, -d) for n, d in rows],
-        orient="row", schema=LEDGER_PARTS_SCHEMA)
+         ("stake_withdrawal", n, ACCOUNT_STAKE.format(node_id=n), ACCOUNT_STAKE_EXTERNAL, -d) for n, d in rows]
+        + [("slash", d.decision_id, ACCOUNT_STAKE.format(node_id=d.node_id), ACCOUNT_SLASHED, d.amount_base_units)
+           for d in finalized if d.amount_base_units > 0], orient="row", schema=LEDGER_PARTS_SCHEMA)
 
 
 def compute_ledger_frame(e: int, parts: pl.DataFrame) -> pl.DataFrame:

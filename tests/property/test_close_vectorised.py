@@ -1,8 +1,8 @@
 """The close's vectorised forms held to their scalar references (payouts/ledger.py,
 payouts/gather.py, §8, §9):
 
-- the stake ledger over columns (`carry.prepare`'s deposits and balances, `get_stake_frame`,
-  `compute_stake_ledger_parts`) gives the
+- the stake ledger over columns (`carry.prepare`'s deposits and balances, `get_stake_frame`, the
+  same rows as the close gathers them with its nodes, `compute_stake_ledger_parts`) gives the
   entries of `compute_stake_ledger_entries` over the stake events and balances;
 - the reward ledger over columns (`compute_ledger_parts`) gives those of `compute_ledger_entries`;
 - entry ids hashed by the store as it writes them (`entry_id_sql`) and the refs of
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import store.db as store
 from payouts.allocation import allocate_pool
 from payouts.carry import prepare
-from payouts.gather import gather_slash_inputs, get_stake_frame
+from payouts.gather import gather_epoch_inputs, gather_slash_inputs, get_stake_frame
 from payouts.ledger import (
     ACCOUNT_STAKE,
     LEDGER_PARTS_SCHEMA,
@@ -127,6 +127,8 @@ def test_the_stake_ledger_columns_give_the_scalar_entries(events, balances, deci
             con.execute("INSERT INTO ledger_entries SELECT * FROM test_ledger")
     prepare(con, E, 10**9, CFG)  # the state from the archive alone (nothing carried)
     frame = get_stake_frame(con)
+    # the close reads the same rows with its nodes, in one query
+    assert gather_epoch_inputs(con, E, 10**9, CFG, from_scratch=True).stake.equals(frame)
     got = compute_ledger_frame(E, compute_stake_ledger_parts(E, frame, outcome))
     assert as_tuples(got) == reference
 
