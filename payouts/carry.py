@@ -147,16 +147,18 @@ class CarryStep:
     quiet: bool = False  # Δ(e) has no event but pings: `prepare` made no d_/next_ tables, the state moves by stakes only
 
 
-def get_base(con, e: int, cutoff: int, from_scratch: bool = False) -> Carry | None:
+READ_BASE = object()  # `prepare`'s and `get_base`'s default: read the base from the store
+
+
+def get_base(con, e: int, cutoff: int, from_scratch: bool = False, known=READ_BASE) -> Carry | None:
     """The carried state the close of e with the events arrived by `cutoff` starts from: the
-    store's when it is the previous epoch's (and not past the cutoff), else None (from nothing)."""
-    base = None if from_scratch else get_carry(con)
+    store's when it is the previous epoch's (and not past the cutoff), else None (from nothing).
+    `known`: the store's carried state when the caller knows it (the close it committed just
+    before on this connection left it), not read again."""
+    base = None if from_scratch else get_carry(con) if known is READ_BASE else known
     if base is not None and not (base.epoch == e - 1 and base.cutoff <= cutoff):
         base = None
     return base
-
-
-READ_BASE = object()  # `prepare`'s default: read the base itself
 # The connections whose g_ views and gather_nodes are the carried tables themselves (a quiet
 # close made them and no other close replaced them since): the next quiet close keeps them.
 # Temporary views are the connection's own, outside any transaction (a close gathers before

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from payouts.carry import READ_BASE, Carry
 from payouts.compute import compute_epoch
 from payouts.epoch import EpochResult
 from payouts.gather import gather_epoch_inputs, get_first_reward_epoch, get_watermark_us
@@ -28,13 +29,20 @@ from store.db import last_closed_epoch, next_arrival_seq
 def close_epoch(con, e: int, cfg: RulesetConfig = RULESET_V1, cutoff_seq: int | None = None,
                 closed_at: datetime | None = None, before_commit=None) -> EpochResult:
     """Close epoch `e` with the events arrived by `cutoff_seq` (all of them by default)."""
+    return _close_epoch(con, e, cfg, cutoff_seq, closed_at, before_commit)[0]
+
+
+def _close_epoch(con, e: int, cfg: RulesetConfig, cutoff_seq: int | None, closed_at: datetime | None,
+                 before_commit, carried=READ_BASE) -> tuple[EpochResult, Carry | object]:
+    """`close_epoch`, and the carried state it left in the store (READ_BASE: unknown, it wrote
+    nothing). `carried`: the store's carried state when the caller knows it."""
     if cutoff_seq is None:
         cutoff_seq = next_arrival_seq(con) - 1
-    inputs = gather_epoch_inputs(con, e, cutoff_seq, cfg)
+    inputs = gather_epoch_inputs(con, e, cutoff_seq, cfg, carried=carried)
     result = compute_epoch(inputs, cfg)
     # closed_at is the one wall-clock column (§9); the clock is read here, at the edge.
-    write_epoch(con, result, closed_at or datetime.now(timezone.utc), before_commit, carry=inputs.carry)
-    return result
+    wrote = write_epoch(con, result, closed_at or datetime.now(timezone.utc), before_commit, carry=inputs.carry)
+    return result, inputs.carry.after if wrote else READ_BASE
 
 
 def get_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, watermark_us: int | None = None) -> list[int]:
@@ -63,11 +71,13 @@ def close_ready_epochs(con, cfg: RulesetConfig = RULESET_V1, *, on_closed=None,
     ready = get_ready_epochs(con, cfg, watermark_us)
     if not ready:
         return []
-    # nothing arrives during a pass: every epoch of it closes with the same inputs cutoff
+    # nothing arrives during a pass: every epoch of it closes with the same inputs cutoff, and
+    # from the state the close before it carried (known here, not read again)
     cutoff = next_arrival_seq(con) - 1
     results = []
+    carried = READ_BASE
     for e in ready:
-        result = close_epoch(con, e, cfg, cutoff_seq=cutoff, before_commit=before_commit)
+        result, carried = _close_epoch(con, e, cfg, cutoff, None, before_commit, carried)
         results.append(result)
         if on_closed:
             on_closed(result)

@@ -87,10 +87,11 @@ REGISTRATIONS_SQL = """
 
 
 def gather_epoch_inputs(con, e: int, cutoff_seq: int, cfg: RulesetConfig = RULESET_V1,
-                        from_scratch: bool = False) -> EpochInputs:
+                        from_scratch: bool = False, carried=carry.READ_BASE) -> EpochInputs:
     """The inputs of the close of `e` with the events arrived by `cutoff_seq`; `from_scratch`:
-    never from the carried state (`epoch verify` checks the carried closes against it)."""
-    base = carry.get_base(con, e, cutoff_seq, from_scratch)
+    never from the carried state (`epoch verify` checks the carried closes against it);
+    `carried`: the store's carried state when the caller knows it (`carry.get_base`)."""
+    base = carry.get_base(con, e, cutoff_seq, from_scratch, carried)
     after, quiet = carry.measure(con, e, cutoff_seq, base, cfg)
     carry.prepare(con, e, cutoff_seq, cfg, base=base, quiet=quiet)
     end_us = get_epoch_end_us(e, cfg)

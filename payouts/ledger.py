@@ -150,14 +150,14 @@ def compute_ledger_parts(pools: dict[str, int], node_ids: pl.Series, pool_of: pl
     unalloc = [("unallocated", name, ACCOUNT_POOL.format(pool=name), ACCOUNT_UNALLOCATED, a)
                for name, a in unallocated.items() if a]
     paid = np.flatnonzero(amounts > 0)
+    subject = pl.Series(node_ids, dtype=pl.String).gather(paid)
     reward = pl.DataFrame({
         "kind": pl.Series(["reward"] * len(paid), dtype=pl.String),
-        "subject": pl.Series(node_ids, dtype=pl.String).gather(paid),
-        "debit_account": pl.Series(pool_of, dtype=pl.String).gather(paid),
+        "subject": subject,
+        "debit_account": "pool:" + pl.Series(pool_of, dtype=pl.String).gather(paid),
+        "credit_account": "node:" + subject + ":rewards",
         "amount_base_units": pl.Series(amounts[paid], dtype=pl.Int64),
-    }).select(
-        "kind", "subject", ("pool:" + pl.col("debit_account")).alias("debit_account"),
-        ("node:" + pl.col("subject") + ":rewards").alias("credit_account"), "amount_base_units")
+    })
     return pl.concat([pl.DataFrame(fund, orient="row", schema=LEDGER_PARTS_SCHEMA), reward,
                       pl.DataFrame(unalloc, orient="row", schema=LEDGER_PARTS_SCHEMA)])
 
