@@ -35,6 +35,7 @@ from streams.crash import CrashHook
 
 INGEST_MEMORY_LIMIT = "256MB"
 CLOSE_MEMORY_LIMIT = "512MB"
+CLOSE_THREADS = 1  # DuckDB threads while epochs close beside the publisher
 CRASH_ENV = "EPOCHAL_REPLAY_CRASH"
 
 
@@ -76,6 +77,11 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
         crash("after_ingest_commit")
         con.execute(f"SET memory_limit = '{CLOSE_MEMORY_LIMIT}'")
         if root is not None:
+            # The publisher writes each closed epoch's files on a thread of its own while the
+            # next epochs close: with it on the second core, a second DuckDB thread for the
+            # closes' queries only contends with it (23 closes of 1,000 nodes: 1.33-1.43 s on
+            # one thread, 1.62-1.94 s on two, in alternating runs).
+            con.execute(f"SET threads = {CLOSE_THREADS}")
             publisher = Publisher(con, root)
             publisher.start()
 
