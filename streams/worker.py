@@ -265,16 +265,24 @@ class Pipeline:
                  s.get("last_closed_epoch", "-"), s.get("watermark_us", "-"))
 
     def shutdown(self) -> None:
+        """Each step logged with its time, so that a stop that hangs says where."""
+        t0 = time.monotonic()
         self.runner.shutdown(wait=True)  # a batch being handled finishes first
         try:
             self.write_status(force=True)
         except Exception:  # noqa: BLE001
             pass
+        log.info("stopping: the pipeline's last batch done (%.1f s)", time.monotonic() - t0)
         if self.closer is not None:
+            t0 = time.monotonic()
             self.closer.close()
             self.closer = None
+            log.info("stopping: the closer's outputs and publications done, the store closed (%.1f s)",
+                     time.monotonic() - t0)
         if self.outputs is not None:
+            t0 = time.monotonic()
             self.outputs.close()
+            log.info("stopping: the output producer closed (%.1f s)", time.monotonic() - t0)
 
 
 def _die(exc: BaseException) -> None:
@@ -363,11 +371,24 @@ def run_worker(cfg: WorkerConfig, faust_loglevel: str = "warning") -> int:
              cfg.db, cfg.seg_dir)
     worker = Worker(app, loglevel=faust_loglevel, quiet=True, override_logging=False,
                     loop=asyncio.new_event_loop())
+    stopping_at: list[float] = []
+
+    @app.on_before_shutdown.connect
+    async def consumer_stopped(app, **kwargs) -> None:  # faust: after its consumer, before its producer
+        stopping_at.append(time.monotonic())
+        log.info("stopping: faust's consumer stopped; its producer next")
+
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:
+        since = f" ({time.monotonic() - stopping_at[0]:.1f} s after its consumer)" if stopping_at else ""
+        log.info("stopping: faust stopped%s", since)
         pipeline.shutdown()
+        t0 = time.monotonic()
         stop_live_process(live_proc)
+        if live_proc is not None:
+            log.info("stopping: the live Table's process stopped (%.1f s)", time.monotonic() - t0)
+        log.info("worker %s stopped", cfg.worker_id)
     return 0

@@ -95,8 +95,10 @@ class WorkerProc:
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then SIGKILL if it has not stopped within `timeout`."""
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then SIGKILL if it has not stopped within `timeout`. A graceful stop's own
+        bounded waits add up to ~40 s on a slow broker (the output producer's flush 10 s and
+        stop 15 s, the live Table's process 15 s); the worker logs each step with its time."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
