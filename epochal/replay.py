@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import store.db as store
-from store.ingest import IngestCounts, ingest_files
+from store.ingest import ROW_GROUP_ROWS, IngestCounts, ingest_files
 from store.sources import SourceError, check_readable, expand_paths
 from payouts.close import EpochResult, close_ready_epochs
 from scoring.ruleset import RULESET_V1, RulesetConfig
@@ -35,7 +35,6 @@ from streams.crash import CrashHook
 
 INGEST_MEMORY_LIMIT = "256MB"
 CLOSE_MEMORY_LIMIT = "512MB"
-CLOSE_THREADS = 1  # DuckDB threads while epochs close beside the publisher
 CRASH_ENV = "EPOCHAL_REPLAY_CRASH"
 
 
@@ -76,12 +75,14 @@ def replay(paths: list[Path], db: str | Path | None, cfg: RulesetConfig = RULESE
         counts = ingest_files(con, files, cfg, progress=progress, arrived_at_us=arrived, crash_hook=crash)
         crash("after_ingest_commit")
         con.execute(f"SET memory_limit = '{CLOSE_MEMORY_LIMIT}'")
+        if store.get_most_epoch_pings(con) < ROW_GROUP_ROWS:
+            # DuckDB's threads split a scan by row group: when an epoch's pings fill less than
+            # one, the closes' queries are a task or two each and a second thread only adds its
+            # scheduling, and takes the core the publisher's thread would use (23 closes of
+            # 1,000 nodes, alternating runs: 1.33-1.43 s on one thread, 1.62-1.94 s on two
+            # beside the publisher; 1.22-1.28 s against 1.28-1.82 s without it).
+            con.execute("SET threads = 1")
         if root is not None:
-            # The publisher writes each closed epoch's files on a thread of its own while the
-            # next epochs close: with it on the second core, a second DuckDB thread for the
-            # closes' queries only contends with it (23 closes of 1,000 nodes: 1.33-1.43 s on
-            # one thread, 1.62-1.94 s on two, in alternating runs).
-            con.execute(f"SET threads = {CLOSE_THREADS}")
             publisher = Publisher(con, root)
             publisher.start()
 

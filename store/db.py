@@ -406,6 +406,13 @@ def last_closed_epoch(con) -> int | None:
     return con.execute("SELECT max(reward_epoch) FROM reward_epochs").fetchall()[0][0]
 
 
+def get_most_epoch_pings(con) -> int:
+    """The most pings archived in one reward epoch (0: none), from the per-epoch digests
+    (a few rows a flush), not from the pings."""
+    return int(con.execute("SELECT coalesce(max(n), 0) FROM (SELECT sum(pings) AS n FROM archive_ping_digests"
+                           " GROUP BY reward_epoch)").fetchall()[0][0])
+
+
 def next_arrival_seq(con) -> int:
     row = con.execute(
         "SELECT greatest((SELECT coalesce(max(arrival_seq), -1) FROM archive_pings),"

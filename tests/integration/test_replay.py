@@ -12,6 +12,7 @@ import pytest
 
 from epochal.replay import replay
 from store.db import connect
+from store.ingest import ROW_GROUP_ROWS
 from epochal.verify import verify_epoch
 from eventkit import EventKit, honest_network, ms
 from payouts.emission import compute_emission
@@ -213,3 +214,28 @@ def test_a_replay_never_imports_pandas(network, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["8", "2", "2", "False"]
+
+
+def test_the_closes_threads_change_no_output(network, tmp_path, monkeypatch):
+    """A small network's epochs close on one DuckDB thread (an epoch's pings fill less than a
+    row group); the outputs are those of the closes on every thread, byte for byte."""
+    import epochal.replay as replay_module
+    import store.db as store_db
+
+    _, path = network
+    chosen = []
+    most = store_db.get_most_epoch_pings
+    monkeypatch.setattr(store_db, "get_most_epoch_pings", lambda con: chosen.append(most(con)) or chosen[-1])
+    one = tmp_path / "one.duckdb"
+    replay([path], one)
+    monkeypatch.setattr(replay_module, "ROW_GROUP_ROWS", 0)  # never one thread
+    every = tmp_path / "every.duckdb"
+    replay([path], every)
+    con = duckdb.connect(str(one), read_only=True)
+    try:
+        per_epoch = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM archive_pings GROUP BY reward_epoch)")
+        assert chosen == [per_epoch.fetchall()[0][0]] * 2  # what the choice read: the most pings in an epoch
+    finally:
+        con.close()
+    assert 0 < chosen[0] < ROW_GROUP_ROWS
+    assert output_tables(one) == output_tables(every)
