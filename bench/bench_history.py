@@ -26,7 +26,7 @@ same close repeated in alternation. The store is copied just before each of thos
 restored and closed in turn, A B B A A B ..., `REPEATS` times each, each in a newly opened store
 (as `epochal close` opens it), and the figure is the median of each. On this shared 2-core
 machine the load drifts over the minutes a growth takes, and a figure that compares the first
-minute with the last measured the drift as much as the close (1.06× to 1.49× in one afternoon);
+minute with the last measured the drift as much as the close (0.74× to 1.56× in the runs of 2026-12-07);
 alternating the two closes within one minute leaves the drift out of the ratio. Budget ≤ 1.2×.
 
 The closes of the growth itself, in one long-lived connection as the stream closer keeps it, are
