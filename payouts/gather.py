@@ -417,8 +417,13 @@ def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[Benchmark
         WITH new_fp AS (  -- the fingerprints of the benchmarks arrived since the previous close
             SELECT DISTINCT fp FROM d_fingerprints
             WHERE event_id IN (SELECT event_id FROM d_benchmarks WHERE arrival_seq > $prev)
+        ), new_shared AS (  -- those reported by more than one node (new reports included): the only
+            -- ones whose binding can pass to another node; a fingerprint only ever reported by one
+            -- node is bound to it whichever report is first, so its older reports need no new look
+            SELECT f.fp FROM g_fingerprints f JOIN g_benchmarks b USING (event_id)
+            WHERE f.fp IN (SELECT fp FROM new_fp) GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
         ), old_sharing AS (  -- older benchmarks reporting one of them (a new first reporter may bind it)
-            SELECT DISTINCT f.event_id FROM g_fingerprints f JOIN new_fp USING (fp) JOIN g_benchmarks b USING (event_id)
+            SELECT DISTINCT f.event_id FROM g_fingerprints f JOIN new_shared USING (fp) JOIN g_benchmarks b USING (event_id)
             WHERE b.arrival_seq <= $prev
         ), maybe AS (  -- each condition alone, so that the typed events' zone maps skip the rest
             {" UNION ".join(reasons)}
@@ -440,15 +445,14 @@ def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[Benchmark
             CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
             WITH cand_fp AS (
                 SELECT event_id, fp FROM g_fingerprints WHERE event_id IN (SELECT event_id FROM slash_bench_cand)
-            ), multi AS (  -- reported more than once
-                SELECT fp FROM g_fingerprints WHERE fp IN (SELECT fp FROM cand_fp) GROUP BY fp HAVING count(*) > 1
-            ), reports AS (
+            ), multi AS (  -- reported by more than one node: the only ones another node can own
+                SELECT f.fp FROM g_fingerprints f JOIN g_benchmarks b USING (event_id)
+                WHERE f.fp IN (SELECT fp FROM cand_fp) GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
+            ), reports AS (  -- (the owners of those only: a node re-benchmarking its own GPUs
+                -- reports the same fingerprints every time, and their history is not read)
                 SELECT f.fp, b.node_id, b.event_id, b.occurred_at_us
                 FROM g_fingerprints f JOIN g_benchmarks b USING (event_id) WHERE f.fp IN (SELECT fp FROM multi)
-            ), owners AS ({fingerprint_owners_sql("reports")}
-            ), shared AS (  -- by more than one node: the only ones another node can own
-                SELECT fp, owner_node FROM owners
-                WHERE fp IN (SELECT fp FROM reports GROUP BY fp HAVING min(node_id) <> max(node_id))
+            ), shared AS ({fingerprint_owners_sql("reports")}
             ), reused AS (
                 SELECT DISTINCT cf.event_id FROM cand_fp cf JOIN shared s USING (fp) JOIN g_benchmarks b USING (event_id)
                 WHERE s.owner_node <> b.node_id

@@ -137,6 +137,40 @@ def test_a_reused_fingerprint_is_fraud_of_the_later_reporter_only(tmp_path):
         r[0] for r in con.execute("SELECT decision_id FROM slash_decisions").fetchall()}
 
 
+def test_a_late_earlier_report_of_another_node_rebinds_a_fingerprint_and_its_older_reports_become_fraud(tmp_path):
+    # Closes 0..3: node a reports gpu-X at minutes 60 and 120 (bound to a) and re-benchmarks
+    # gpu-W, its own only, at 150; nothing is fraud.
+    kit = EventKit()
+    node(kit, "a", 4)
+    node(kit, "b", 4)
+    kit.benchmark("a", 60, H100[0] * 0.95, H100[1] * 0.95, 79.0, fingerprints=["gpu-X", "gpu-W"], event_id="b-a-60")
+    kit.benchmark("a", 120, H100[0] * 0.95, H100[1] * 0.95, 79.0, fingerprints=["gpu-X"], event_id="b-a-120")
+    kit.benchmark("a", 150, H100[0] * 0.95, H100[1] * 0.95, 79.0, fingerprints=["gpu-W"], event_id="b-a-150")
+    con = run(kit, tmp_path)
+    assert decisions(con) == {}
+    con.close()
+    # Arriving later: b's report of gpu-X dated minute 30 binds it to b, so a's two older reports of
+    # it (archived and closed before, in an earlier run) are fraud at this close; a's new report of
+    # gpu-W, only ever a's, is not, nor are a's older reports of it through gpu-W.
+    late = EventKit()
+    late.benchmark("b", 30, H100[0] * 0.95, H100[1] * 0.95, 79.0, fingerprints=["gpu-X"], event_id="b-b-30")
+    late.benchmark("a", 250, H100[0] * 0.95, H100[1] * 0.95, 79.0, fingerprints=["gpu-W"], event_id="b-a-250")
+    late.pings("a", range(4 * 60 + 10, 5 * 60 + 10))
+    late.pings("b", range(4 * 60 + 10, 5 * 60 + 10))
+    report = replay([late.write(tmp_path / "late.jsonl")], tmp_path / "s.duckdb")
+    assert [r.reward_epoch for r in report.closed] == [4]
+    con = connect(tmp_path / "s.duckdb")
+    d = decisions(con)
+    assert set(d) == {"a|b-a-60", "a|b-a-120"}
+    for subject, at in (("a|b-a-60", 60), ("a|b-a-120", 120)):
+        rule, node_id, amount, decided_at_us, status, evidence = d[subject]
+        assert (rule, node_id, decided_at_us, evidence) == ("hardware_fraud", "a", ms(at) * 1000,
+                                                            [subject.split("|")[1], "b-b-30"])
+    assert con.execute("SELECT DISTINCT decided_in_epoch FROM slash_decisions").fetchall() == [(4,)]
+    for e in range(5):
+        assert verify_epoch(con, e) == [], e
+
+
 def test_an_impossible_benchmark_takes_the_whole_stake_and_bans_until_an_upheld_appeal(tmp_path):
     kit = EventKit()
     node(kit, "n1", 7)
