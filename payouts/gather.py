@@ -393,6 +393,14 @@ def _gather_jobs(con, e: int, p: dict, cfg: RulesetConfig, quiet: bool = False) 
     return jobs
 
 
+def _shared_fingerprints_sql(fps: str) -> str:
+    """The fingerprints of the relation `fps` (column fp) that more than one node reported (over
+    g_fingerprints and g_benchmarks): the only ones whose binding (§9: to the first reporter) can
+    be another node's than a report's own."""
+    return ("SELECT f.fp FROM g_fingerprints f JOIN g_benchmarks b USING (event_id)"
+            f" WHERE f.fp IN (SELECT fp FROM {fps}) GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)")
+
+
 def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[BenchmarkFacts], list[BenchmarkFacts]]:
     """The benchmarks that can be fraud at the close of e, and the benchmarks sharing one of their
     fingerprints (over g_benchmarks, g_fingerprints and close_reg)."""
@@ -417,11 +425,10 @@ def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[Benchmark
         WITH new_fp AS (  -- the fingerprints of the benchmarks arrived since the previous close
             SELECT DISTINCT fp FROM d_fingerprints
             WHERE event_id IN (SELECT event_id FROM d_benchmarks WHERE arrival_seq > $prev)
-        ), new_shared AS (  -- those reported by more than one node (new reports included): the only
-            -- ones whose binding can pass to another node; a fingerprint only ever reported by one
-            -- node is bound to it whichever report is first, so its older reports need no new look
-            SELECT f.fp FROM g_fingerprints f JOIN g_benchmarks b USING (event_id)
-            WHERE f.fp IN (SELECT fp FROM new_fp) GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
+        ), new_shared AS (  -- those reported by more than one node (new reports included): a
+            -- fingerprint only ever reported by one node is bound to it whichever report is first,
+            -- so its older reports need no new look
+            {_shared_fingerprints_sql("new_fp")}
         ), old_sharing AS (  -- older benchmarks reporting one of them (a new first reporter may bind it)
             SELECT DISTINCT f.event_id FROM g_fingerprints f JOIN new_shared USING (fp) JOIN g_benchmarks b USING (event_id)
             WHERE b.arrival_seq <= $prev
@@ -445,9 +452,7 @@ def _gather_benchmarks(con, p: dict, cfg: RulesetConfig) -> tuple[list[Benchmark
             CREATE OR REPLACE TEMP TABLE slash_bench_sus AS
             WITH cand_fp AS (
                 SELECT event_id, fp FROM g_fingerprints WHERE event_id IN (SELECT event_id FROM slash_bench_cand)
-            ), multi AS (  -- reported by more than one node: the only ones another node can own
-                SELECT f.fp FROM g_fingerprints f JOIN g_benchmarks b USING (event_id)
-                WHERE f.fp IN (SELECT fp FROM cand_fp) GROUP BY f.fp HAVING min(b.node_id) <> max(b.node_id)
+            ), multi AS ({_shared_fingerprints_sql("cand_fp")}
             ), reports AS (  -- (the owners of those only: a node re-benchmarking its own GPUs
                 -- reports the same fingerprints every time, and their history is not read)
                 SELECT f.fp, b.node_id, b.event_id, b.occurred_at_us
