@@ -10,6 +10,8 @@ import sys
 import duckdb
 import pytest
 
+import epochal.replay as replay_module
+import store.db as store_db
 from epochal.replay import replay
 from store.db import connect
 from store.ingest import ROW_GROUP_ROWS
@@ -219,9 +221,6 @@ def test_a_replay_never_imports_pandas(network, tmp_path):
 def test_the_closes_threads_change_no_output(network, tmp_path, monkeypatch):
     """A small network's epochs close on one DuckDB thread (an epoch's pings fill less than a
     row group); the outputs are those of the closes on every thread, byte for byte."""
-    import epochal.replay as replay_module
-    import store.db as store_db
-
     _, path = network
     chosen = []
     most = store_db.get_most_epoch_pings
